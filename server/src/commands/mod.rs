@@ -1,0 +1,4 @@
+//! One module per family of subcommands.
+
+pub mod catalog;
+pub mod serve;

@@ -1,0 +1,133 @@
+//! `hapnd serve`: open the data dir, start the API, and on SIGTERM or Ctrl-C drain in-flight requests, finish queued
+//! writes and exit 0.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use hapnd_server::api::{self, AppState};
+use hapnd_server::catalog::Catalog;
+use hapnd_server::catalog::sqlite::SqliteCatalog;
+use hapnd_server::config::{LogFormat, ServeArgs, ServeConfig};
+use hapnd_server::metrics::Metrics;
+use hapnd_server::store::EventStore;
+use hapnd_server::store::sqlite::{SqliteConfig, SqliteStore};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Held for the life of the process: two servers on one data dir would both write its shards.
+const LOCK_FILE: &str = "hapnd.lock";
+const DEFAULT_TENANT: &str = "default";
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServeConfig::resolve(args)?;
+    init_logging(config.log_format);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?
+        .block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("create data dir {}", data_dir.display()))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join(LOCK_FILE))
+        .context("open the data dir lock")?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!("another hapnd server is already using {}; stop it first", data_dir.display())
+    })?;
+
+    let catalog = Arc::new(SqliteCatalog::open(data_dir, config.durability)?);
+    let shard_count: usize = catalog
+        .setting_or_init("shard_count", &config.shards.to_string())?
+        .parse()
+        .context("the catalog's shard_count is not a number")?;
+    if shard_count != config.shards {
+        tracing::warn!(
+            configured = config.shards,
+            actual = shard_count,
+            "the shard count is fixed when a data dir is created; using the data dir's"
+        );
+    }
+    if catalog.tenant_count()? == 0 {
+        let issued = catalog.create_tenant(DEFAULT_TENANT)?;
+        println!("default tenant api key: {}", issued.api_key.expose());
+        println!("(shown only this once; create more with `hapnd key create --tenant default`)");
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(SqliteStore::open(
+        &SqliteConfig {
+            data_dir: data_dir.clone(),
+            shard_count,
+            durability: config.durability,
+        },
+        &metrics.store,
+    )?);
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        catalog,
+        metrics,
+        limits: config.limits,
+        draining: AtomicBool::new(false),
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen on {}", config.listen))?;
+    let address = listener.local_addr().context("read the bound address")?;
+    let listener = listener.tap_io(|stream| {
+        // Responses are small and latency matters more than packet count.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "set TCP_NODELAY");
+        }
+    });
+    tracing::info!(%address, data_dir = %data_dir.display(), shards = shard_count, durability = ?config.durability, "hapnd started");
+    println!("listening on http://{address}");
+    std::io::stdout().flush().context("write to stdout")?;
+
+    let draining = state.clone();
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            draining.draining.store(true, Ordering::Release);
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await
+        .context("serve http")?;
+    store.shutdown().await;
+    tracing::info!("stopped");
+    drop(lock);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HAPND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

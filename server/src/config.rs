@@ -1,0 +1,180 @@
+//! Server settings from, in order of precedence: command-line flags, `HAPND_*` environment variables (both through
+//! clap), an optional TOML file (`--config`), and the defaults below.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::api::Limits;
+use crate::db::Durability;
+
+pub const DEFAULT_DATA_DIR: &str = "./hapnd-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_SHARDS: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `hapnd serve` flags; every one is optional so that the file and the defaults can fill the gaps.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (snake_case keys)
+    #[arg(long, env = "HAPND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the catalog, shards and keys live [default: ./hapnd-data]
+    #[arg(long, env = "HAPND_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "HAPND_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// full: an acknowledged append survives power loss; normal: survives a crash of hapnd only [default: full]
+    #[arg(long, env = "HAPND_DURABILITY", value_enum)]
+    pub durability: Option<Durability>,
+    /// Number of shard files, fixed when the data dir is created [default: 4]
+    #[arg(long, env = "HAPND_SHARDS")]
+    pub shards: Option<usize>,
+    /// Largest event (data + metadata) in bytes [default: 1048576]
+    #[arg(long, env = "HAPND_MAX_EVENT_BYTES")]
+    pub max_event_bytes: Option<usize>,
+    /// Most events in one append request [default: 1000]
+    #[arg(long, env = "HAPND_MAX_BATCH_EVENTS")]
+    pub max_batch_events: Option<usize>,
+    /// Largest request body in bytes [default: 16777216]
+    #[arg(long, env = "HAPND_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Log format on stderr [default: text]
+    #[arg(long, env = "HAPND_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The contents of a `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    durability: Option<Durability>,
+    shards: Option<usize>,
+    max_event_bytes: Option<usize>,
+    max_batch_events: Option<usize>,
+    max_request_bytes: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+/// The settings `hapnd serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub durability: Durability,
+    pub shards: usize,
+    pub limits: Limits,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("parse config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+impl ServeConfig {
+    pub fn resolve(args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = Limits::default();
+        let config = ServeConfig {
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            listen: args.listen.or(file.listen).unwrap_or_else(default_listen),
+            durability: args.durability.or(file.durability).unwrap_or_default(),
+            shards: args.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
+            limits: Limits {
+                max_event_bytes: args.max_event_bytes.or(file.max_event_bytes).unwrap_or(defaults.max_event_bytes),
+                max_batch_events: args.max_batch_events.or(file.max_batch_events).unwrap_or(defaults.max_batch_events),
+                max_request_bytes: args
+                    .max_request_bytes
+                    .or(file.max_request_bytes)
+                    .unwrap_or(defaults.max_request_bytes),
+            },
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+        };
+        for (value, name) in [
+            (config.shards, "shards"),
+            (config.limits.max_event_bytes, "max_event_bytes"),
+            (config.limits.max_batch_events, "max_batch_events"),
+            (config.limits.max_request_bytes, "max_request_bytes"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("the default listen address is valid")
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hapnd.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nshards = 2\ndurability = \"normal\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            shards: Some(8),
+            ..ServeArgs::default()
+        };
+        let config = ServeConfig::resolve(args).expect("resolve");
+        assert_eq!(config.shards, 8);
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(config.durability, Durability::Normal);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(config.limits.max_batch_events, 1000);
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_limits_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hapnd.toml");
+        std::fs::write(&path, "listn = \"x\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(ServeConfig::resolve(args), Err(ConfigError::Parse { .. })));
+        let args = ServeArgs {
+            shards: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(ServeConfig::resolve(args), Err(ConfigError::Zero("shards"))));
+    }
+}

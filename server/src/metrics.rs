@@ -1,0 +1,102 @@
+//! Prometheus metrics. One [`Metrics`] per server, shared by the API and the store; `/metrics` renders it.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabel {
+    pub shard: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// The store's share of the metrics: what the group-commit writers see.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    pub group_commit_requests: Histogram,
+    pub group_commit_events: Histogram,
+    pub group_commit_duration: Histogram,
+    pub queue_depth: Family<ShardLabel, Gauge>,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub append_requests: Family<OutcomeLabel, Counter>,
+    pub appended_events: Counter,
+    pub append_duration: Histogram,
+    pub store: StoreMetrics,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let append_requests = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "hapnd_append_requests",
+            "Append requests by outcome (created, duplicate, rejected, failed)",
+            append_requests.clone(),
+        );
+        let appended_events = Counter::default();
+        registry.register("hapnd_appended_events", "Events stored", appended_events.clone());
+        // 50 µs .. ~1.6 s
+        let append_duration = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "hapnd_append_duration_seconds",
+            "Time from a parsed append request to its answer, commit included",
+            append_duration.clone(),
+        );
+        let store = StoreMetrics {
+            group_commit_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            group_commit_events: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
+            group_commit_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            queue_depth: Family::default(),
+        };
+        registry.register(
+            "hapnd_group_commit_requests",
+            "Append requests per group commit (one transaction)",
+            store.group_commit_requests.clone(),
+        );
+        registry.register(
+            "hapnd_group_commit_events",
+            "Events per group commit (one transaction)",
+            store.group_commit_events.clone(),
+        );
+        registry.register(
+            "hapnd_group_commit_duration_seconds",
+            "Time to write and commit one group",
+            store.group_commit_duration.clone(),
+        );
+        registry.register(
+            "hapnd_shard_queue_depth",
+            "Append requests waiting for a shard's writer",
+            store.queue_depth.clone(),
+        );
+        Metrics {
+            registry,
+            append_requests,
+            appended_events,
+            append_duration,
+            store,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,157 @@
+//! The event store: the types every storage backend speaks and the trait the API uses.
+//!
+//! Nothing here knows about SQLite or HTTP. A backend (today [`sqlite`]) implements [`EventStore`]; the API holds an
+//! `Arc<dyn EventStore>` and never sees a backend type, so a PostgreSQL-compatible backend can sit beside SQLite.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::catalog::TenantId;
+
+/// The highest global position a tenant can reach (2^40 - 1, about 1.1 trillion events).
+pub const MAX_POSITION: u64 = (1 << 40) - 1;
+
+/// An event as a client asks to append it; validated by the API before it reaches a store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    /// Whether the client chose `event_id`; only such ids can make a request a retry.
+    pub client_event_id: bool,
+    pub event_type: String,
+    /// Compact JSON text of an object.
+    pub data: String,
+    /// Compact JSON text of an object, when given.
+    pub metadata: Option<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+}
+
+/// One atomic append to one aggregate.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub aggregate_id: String,
+    /// The type the client named explicitly; it must match an existing aggregate's type.
+    pub explicit_type: Option<String>,
+    /// The type inferred from the id, used for a new aggregate when no explicit type is given.
+    pub inferred_type: Option<String>,
+    /// `Some(0)` means the aggregate must not exist yet.
+    pub expected_version: Option<u64>,
+    pub events: Vec<NewEvent>,
+}
+
+/// Where one appended event landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedEvent {
+    pub event_id: Uuid,
+    pub version: u64,
+    pub global_position: u64,
+}
+
+/// The result of a successful append, or of a retry that matched stored events.
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    pub aggregate_type: String,
+    pub events: Vec<AppendedEvent>,
+    /// True when every event was already stored with the same content: nothing was written.
+    pub duplicate: bool,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    pub event_id: Uuid,
+    pub aggregate_id: String,
+    pub aggregate_type: String,
+    pub event_type: String,
+    pub version: u64,
+    pub global_position: u64,
+    pub data: String,
+    pub metadata: Option<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub recorded_at: OffsetDateTime,
+}
+
+/// A page of one aggregate's stream.
+#[derive(Debug, Clone)]
+pub struct StreamPage {
+    pub aggregate_type: String,
+    /// The aggregate's current version (its last event's version).
+    pub version: u64,
+    pub events: Vec<RecordedEvent>,
+}
+
+/// A page of a tenant's whole log.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    pub head_position: u64,
+    pub events: Vec<RecordedEvent>,
+}
+
+/// Why an append was refused. Every variant except [`AppendError::Storage`] and [`AppendError::Unavailable`] is the
+/// client's to fix, and nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("expected version {expected} but the aggregate is at version {actual}")]
+    Concurrency { expected: u64, actual: u64 },
+    #[error("event id {event_id} is already stored in this aggregate with different content")]
+    EventIdConflict { event_id: Uuid },
+    #[error("the batch repeats some stored event ids (for example {event_id}) but not all of them")]
+    PartialDuplicate { event_id: Uuid },
+    #[error("aggregate is of type {existing}, not {requested}")]
+    AggregateTypeMismatch { existing: String, requested: String },
+    #[error("the aggregate does not exist and its type can not be inferred from its id")]
+    AggregateTypeRequired,
+    #[error("the tenant's log is full (position limit {MAX_POSITION})")]
+    LogFull,
+    #[error("the store is shutting down")]
+    Unavailable,
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// A failure of the storage itself: disk, corruption, a bug. Never the client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("group commit failed: {0}")]
+    CommitFailed(String),
+    #[error(transparent)]
+    Migration(#[from] crate::db::MigrationError),
+    #[error("store is shutting down")]
+    ShuttingDown,
+}
+
+/// What the API needs from an event store. Implementations are shared between requests (`Arc<dyn EventStore>`).
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `request` atomically after checking idempotency, `expected_version` and the aggregate type, in that
+    /// order. Answers only once the events are durable (as durable as the store is configured to be).
+    async fn append(&self, tenant: TenantId, request: AppendRequest) -> Result<AppendOutcome, AppendError>;
+
+    /// Reads up to `limit` events of one aggregate from `from_version` on; `None` when the aggregate does not exist.
+    async fn read_stream(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Option<StreamPage>, StoreError>;
+
+    /// Reads up to `limit` events of the tenant's log with a global position above `after`, in position order.
+    async fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError>;
+
+    /// Whether the store accepts writes.
+    fn is_ready(&self) -> bool;
+
+    /// Stops accepting appends, finishes the queued ones and closes the store.
+    async fn shutdown(&self);
+}

@@ -1,0 +1,156 @@
+//! The embedded SQLite event store: tenants spread over a fixed number of shard files, each with one group-commit
+//! writer thread and a pool of read connections.
+//!
+//! A tenant lives in shard `tenant_id % shard_count`. The shard count is fixed when a data dir is created (it is
+//! recorded in the catalog), so a tenant never moves.
+
+mod reader;
+pub mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+
+use self::reader::ReaderPool;
+use self::writer::{Command, WriterHandle};
+use crate::catalog::TenantId;
+use crate::db::{self, Access, Durability};
+use crate::metrics::{ShardLabel, StoreMetrics};
+use crate::store::{AppendError, AppendOutcome, AppendRequest, EventStore, LogPage, StoreError, StreamPage};
+
+/// The folder of shard files inside the data dir.
+pub const SHARDS_DIR: &str = "shards";
+
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    pub data_dir: PathBuf,
+    pub shard_count: usize,
+    pub durability: Durability,
+}
+
+pub struct SqliteStore {
+    shards: Vec<Shard>,
+    accepting: AtomicBool,
+}
+
+struct Shard {
+    writer: WriterHandle,
+    readers: Arc<ReaderPool>,
+}
+
+/// The file of shard `index`.
+pub fn shard_path(data_dir: &Path, index: usize) -> PathBuf {
+    data_dir.join(SHARDS_DIR).join(format!("shard-{index:03}.db"))
+}
+
+/// Opens a shard's write connection and brings its schema up to date.
+pub fn open_shard_writer(path: &Path, durability: Durability) -> Result<rusqlite::Connection, StoreError> {
+    let mut conn = db::open(path, Access::ReadWrite, durability)?;
+    db::migrate(&mut conn, schema::MIGRATIONS)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    pub fn open(config: &SqliteConfig, metrics: &StoreMetrics) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(config.data_dir.join(SHARDS_DIR))?;
+        let mut shards = Vec::with_capacity(config.shard_count);
+        for index in 0..config.shard_count.max(1) {
+            let path = shard_path(&config.data_dir, index);
+            let conn = open_shard_writer(&path, config.durability)?;
+            let queue_depth = metrics
+                .queue_depth
+                .get_or_create(&ShardLabel {
+                    shard: index.to_string(),
+                })
+                .clone();
+            let writer = WriterHandle::spawn(index, conn, metrics.clone(), queue_depth)?;
+            shards.push(Shard {
+                writer,
+                readers: Arc::new(ReaderPool::new(path, config.durability)),
+            });
+        }
+        Ok(SqliteStore {
+            shards,
+            accepting: AtomicBool::new(true),
+        })
+    }
+
+    fn shard(&self, tenant: TenantId) -> &Shard {
+        &self.shards[tenant.0 as usize % self.shards.len()]
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, tenant: TenantId, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(AppendError::Unavailable);
+        }
+        let writer = &self.shard(tenant).writer;
+        let (reply, answer) = oneshot::channel();
+        writer.queue_depth.inc();
+        if writer
+            .sender
+            .send(Command::Append { tenant, request, reply })
+            .await
+            .is_err()
+        {
+            writer.queue_depth.dec();
+            return Err(AppendError::Unavailable);
+        }
+        // A dropped reply means the writer stopped before reaching this request: nothing was stored.
+        answer.await.unwrap_or(Err(AppendError::Unavailable))
+    }
+
+    async fn read_stream(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Option<StreamPage>, StoreError> {
+        let readers = Arc::clone(&self.shard(tenant).readers);
+        let aggregate_id = aggregate_id.to_owned();
+        run_blocking(move || readers.read_stream(tenant, &aggregate_id, from_version, limit)).await
+    }
+
+    async fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError> {
+        let readers = Arc::clone(&self.shard(tenant).readers);
+        run_blocking(move || readers.read_log(tenant, after, limit)).await
+    }
+
+    fn is_ready(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
+    async fn shutdown(&self) {
+        self.accepting.store(false, Ordering::Release);
+        for shard in &self.shards {
+            shard.writer.queue_depth.inc();
+            if shard.writer.sender.send(Command::Stop).await.is_err() {
+                shard.writer.queue_depth.dec();
+            }
+        }
+        for shard in &self.shards {
+            let thread = shard.writer.thread.lock().take();
+            if let Some(thread) = thread {
+                let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("a shard writer thread panicked during shutdown");
+                }
+            }
+        }
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .unwrap_or(Err(StoreError::ShuttingDown))
+}

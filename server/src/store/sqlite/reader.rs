@@ -1,0 +1,129 @@
+//! Reads. Each shard keeps a few read-only connections; a read takes one, runs in one read transaction (a consistent
+//! snapshot even while the writer commits), and gives it back. Reads run on tokio's blocking pool.
+
+use std::path::PathBuf;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use uuid::Uuid;
+
+use super::schema::{event_key, position_of};
+use super::writer::load_head;
+use crate::catalog::TenantId;
+use crate::db::{self, Access, Durability};
+use crate::store::{LogPage, MAX_POSITION, RecordedEvent, StoreError, StreamPage};
+use crate::time_util::from_unix_micros;
+
+/// Connections kept for reuse; more may be open at once under load, the extras are closed after use.
+const IDLE_READERS: usize = 8;
+
+pub(super) struct ReaderPool {
+    path: PathBuf,
+    durability: Durability,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    pub fn new(path: PathBuf, durability: Durability) -> Self {
+        ReaderPool {
+            path,
+            durability,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn with_snapshot<T>(&self, read: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = match self.idle.lock().pop() {
+            Some(conn) => conn,
+            None => db::open(&self.path, Access::ReadOnly, self.durability)?,
+        };
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        let result = read(&conn);
+        let ended = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+        if ended.is_ok() {
+            let mut idle = self.idle.lock();
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    pub fn read_stream(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Option<StreamPage>, StoreError> {
+        self.with_snapshot(|conn| {
+            let stream = conn
+                .prepare_cached(
+                    "SELECT stream_id, aggregate_type, version FROM streams WHERE tenant_id = ?1 AND aggregate_id = ?2",
+                )?
+                .query_row(params![tenant.0, aggregate_id], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+                })
+                .optional()?;
+            let Some((stream_id, aggregate_type, version)) = stream else {
+                return Ok(None);
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT event_key, version, event_id, recorded_at, event_type, correlation_id, causation_id, metadata, data
+                 FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3",
+            )?;
+            let mut rows = stmt.query(params![stream_id, clamp_i64(from_version), limit])?;
+            let mut events = Vec::new();
+            while let Some(row) = rows.next()? {
+                events.push(recorded_event(row, aggregate_id.to_owned(), aggregate_type.clone())?);
+            }
+            Ok(Some(StreamPage {
+                aggregate_type,
+                version: version.unsigned_abs(),
+                events,
+            }))
+        })
+    }
+
+    pub fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError> {
+        self.with_snapshot(|conn| {
+            let head_position = load_head(conn, tenant)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT e.event_key, e.version, e.event_id, e.recorded_at, e.event_type, e.correlation_id,
+                        e.causation_id, e.metadata, e.data, s.aggregate_id, s.aggregate_type
+                 FROM events e JOIN streams s ON s.stream_id = e.stream_id
+                 WHERE e.event_key > ?1 AND e.event_key <= ?2 ORDER BY e.event_key LIMIT ?3",
+            )?;
+            let after = after.min(MAX_POSITION);
+            let mut rows = stmt.query(params![event_key(tenant, after), event_key(tenant, MAX_POSITION), limit])?;
+            let mut events = Vec::new();
+            while let Some(row) = rows.next()? {
+                events.push(recorded_event(row, row.get(9)?, row.get(10)?)?);
+            }
+            Ok(LogPage { head_position, events })
+        })
+    }
+}
+
+/// Builds an event from the first nine columns selected above.
+fn recorded_event(row: &Row<'_>, aggregate_id: String, aggregate_type: String) -> Result<RecordedEvent, StoreError> {
+    let id_bytes: Vec<u8> = row.get(2)?;
+    let event_id = Uuid::from_slice(&id_bytes).map_err(|_| StoreError::Corrupt(format!("event id of {} bytes", id_bytes.len())))?;
+    Ok(RecordedEvent {
+        event_id,
+        aggregate_id,
+        aggregate_type,
+        global_position: position_of(row.get(0)?),
+        version: row.get::<_, i64>(1)?.unsigned_abs(),
+        recorded_at: from_unix_micros(row.get(3)?),
+        event_type: row.get(4)?,
+        correlation_id: row.get(5)?,
+        causation_id: row.get(6)?,
+        metadata: row.get(7)?,
+        data: row.get(8)?,
+    })
+}
+
+fn clamp_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
