@@ -96,13 +96,22 @@ impl ServeConfig {
         };
         let defaults = Limits::default();
         let config = ServeConfig {
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             listen: args.listen.or(file.listen).unwrap_or_else(default_listen),
             durability: args.durability.or(file.durability).unwrap_or_default(),
             shards: args.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
             limits: Limits {
-                max_event_bytes: args.max_event_bytes.or(file.max_event_bytes).unwrap_or(defaults.max_event_bytes),
-                max_batch_events: args.max_batch_events.or(file.max_batch_events).unwrap_or(defaults.max_batch_events),
+                max_event_bytes: args
+                    .max_event_bytes
+                    .or(file.max_event_bytes)
+                    .unwrap_or(defaults.max_event_bytes),
+                max_batch_events: args
+                    .max_batch_events
+                    .or(file.max_batch_events)
+                    .unwrap_or(defaults.max_batch_events),
                 max_request_bytes: args
                     .max_request_bytes
                     .or(file.max_request_bytes)
@@ -147,7 +156,11 @@ mod tests {
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("hapnd.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nshards = 2\ndurability = \"normal\"\n").expect("write");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nshards = 2\ndurability = \"normal\"\n",
+        )
+        .expect("write");
         let args = ServeArgs {
             config: Some(path),
             shards: Some(8),

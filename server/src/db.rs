@@ -99,7 +99,9 @@ mod tests {
         let v2 = ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER);"];
         migrate(&mut conn, &v2).expect("second");
         let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| {
+                r.get(0)
+            })
             .expect("count");
         assert_eq!(tables, 2);
         let err = migrate(&mut conn, &v1).expect_err("older binary");

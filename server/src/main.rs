@@ -84,7 +84,9 @@ fn main() -> ExitCode {
         Command::Tenant(TenantCommand::Create { name, target }) => {
             commands::catalog::create_tenant(&target.data_dir, &name, target.json)
         }
-        Command::Tenant(TenantCommand::List { target }) => commands::catalog::list_tenants(&target.data_dir, target.json),
+        Command::Tenant(TenantCommand::List { target }) => {
+            commands::catalog::list_tenants(&target.data_dir, target.json)
+        }
         Command::Key(KeyCommand::Create { tenant, target }) => {
             commands::catalog::create_key(&target.data_dir, &tenant, target.json)
         }

@@ -1,7 +1,12 @@
 //! Timestamps are stored as integer microseconds since the Unix epoch (compact, ordered) and shown as RFC 3339 UTC.
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+
+/// Always six fraction digits, so timestamps have one width and sort as text.
+const RFC3339_MICROS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
 pub fn unix_micros(at: OffsetDateTime) -> i64 {
     // Microseconds since 1970 fit in i64 for 292,000 years.
@@ -15,9 +20,9 @@ pub fn from_unix_micros(micros: i64) -> OffsetDateTime {
 
 /// RFC 3339 in UTC with microseconds, e.g. `2026-11-25T11:15:53.123456Z`.
 pub fn rfc3339(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    let micros = at.replace_nanosecond(at.nanosecond() / 1000 * 1000).unwrap_or(at);
-    micros.format(&Rfc3339).unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+    at.to_offset(time::UtcOffset::UTC)
+        .format(RFC3339_MICROS)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000000Z"))
 }
 
 #[cfg(test)]
@@ -29,5 +34,9 @@ mod tests {
         let at = time::macros::datetime!(2026-11-25 11:15:53.123456789 UTC);
         let back = from_unix_micros(unix_micros(at));
         assert_eq!(rfc3339(back), "2026-11-25T11:15:53.123456Z");
+        let whole_second = time::macros::datetime!(2026-11-25 11:15:53 UTC);
+        assert_eq!(rfc3339(whole_second), "2026-11-25T11:15:53.000000Z");
+        let trailing_zero = time::macros::datetime!(2026-11-25 11:15:53.41781 UTC);
+        assert_eq!(rfc3339(trailing_zero), "2026-11-25T11:15:53.417810Z");
     }
 }

@@ -36,7 +36,11 @@ async fn concurrent_writers_scenario(server: &Server) {
             for i in 0..REQUESTS_PER_WRITER {
                 let aggregate = format!("acct-{}", (writer + i) % AGGREGATES);
                 let event = |n: usize| json!({"eventType": "Deposited", "data": {"writer": writer, "i": i, "n": n}});
-                let body = if i % 3 == 0 { json!({"events": [event(0), event(1), event(2)]}) } else { event(0) };
+                let body = if i % 3 == 0 {
+                    json!({"events": [event(0), event(1), event(2)]})
+                } else {
+                    event(0)
+                };
                 let (status, reply) = api.append(&key, &aggregate, &body).await;
                 assert_eq!(status, StatusCode::CREATED, "writer {writer} request {i}: {reply}");
                 acks.extend(acks_of(&aggregate, &reply));
@@ -59,7 +63,10 @@ async fn concurrent_writers_scenario(server: &Server) {
     // Each aggregate's own stream agrees with the log.
     let mut by_aggregate: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for event in &log {
-        by_aggregate.entry(str_of(&event["aggregateId"])).or_default().push(event);
+        by_aggregate
+            .entry(str_of(&event["aggregateId"]))
+            .or_default()
+            .push(event);
     }
     assert_eq!(by_aggregate.len(), AGGREGATES);
     for (aggregate, from_log) in by_aggregate {

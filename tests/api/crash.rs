@@ -15,18 +15,37 @@ async fn kill9_loses_no_acknowledged_event() {
         writers.wait_for_acks(target).await;
         server.kill9();
         let (acks, refusals) = writers.join().await;
-        assert!(refusals.is_empty(), "round {round}: a running server refused writes: {refusals:?}");
+        eprintln!(
+            "round {round}: {} events acknowledged, {} requests refused",
+            acks.len(),
+            refusals.len()
+        );
+        assert!(
+            refusals.is_empty(),
+            "round {round}: a running server refused writes: {refusals:?}"
+        );
         assert!(acks.len() >= target, "round {round}");
         all_acks.extend(acks);
 
         server.restart().await;
         let log = server.read_log(&key, 250).await;
-        assert!(log.len() >= all_acks.len(), "round {round}: {} acknowledged but {} stored", all_acks.len(), log.len());
+        assert!(
+            log.len() >= all_acks.len(),
+            "round {round}: {} acknowledged but {} stored",
+            all_acks.len(),
+            log.len()
+        );
         assert_log_consistent(&log);
         assert_acks_stored(&log, &all_acks);
 
         // The recovered store continues right after what it holds.
-        let (status, reply) = server.append(&key, "after-crash", &json!({"eventType": "Recovered", "data": {"round": round}})).await;
+        let (status, reply) = server
+            .append(
+                &key,
+                "after-crash",
+                &json!({"eventType": "Recovered", "data": {"round": round}}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{reply}");
         assert_eq!(reply["globalPosition"], log.len() + 1, "{reply}");
         assert_eq!(reply["version"], round, "{reply}");

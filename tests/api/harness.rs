@@ -86,7 +86,10 @@ impl Server {
         let stdout = run.stdout();
         let default_key = default_key_line(&stdout)
             .unwrap_or_else(|| panic!("first start printed no default tenant api key; stdout:\n{stdout}"));
-        assert!(default_key.starts_with("hpd_"), "default key {default_key:?} does not start with hpd_");
+        assert!(
+            default_key.starts_with("hpd_"),
+            "default key {default_key:?} does not start with hpd_"
+        );
         Server {
             api: Api::new(&base_url),
             base_url,
@@ -135,7 +138,11 @@ impl Server {
                 self.run.join_pumps();
                 return status;
             }
-            assert!(Instant::now() < deadline, "hapnd did not exit in time; stderr:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "hapnd did not exit in time; stderr:\n{}",
+                self.stderr()
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -164,7 +171,10 @@ impl Server {
         let mut cmd = tokio::process::Command::new(HAPND);
         cmd.args(args).arg("--data-dir").arg(&self.data_dir);
         clean_env(cmd.as_std_mut());
-        cmd.stdin(Stdio::null()).output().await.expect("run hapnd command-line tool")
+        cmd.stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run hapnd command-line tool")
     }
 
     /// Runs a command-line tool command that must succeed and print JSON; returns that JSON.
@@ -177,7 +187,8 @@ impl Server {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("hapnd {args:?} printed no JSON ({e}):\n{stdout}"))
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("hapnd {args:?} printed no JSON ({e}):\n{stdout}"))
     }
 
     /// `hapnd tenant create NAME --json`; returns the new tenant's api key.
@@ -216,7 +227,10 @@ impl Api {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("build http client");
-        Api { http, base_url: base_url.to_string() }
+        Api {
+            http,
+            base_url: base_url.to_string(),
+        }
     }
 
     /// A request to `path`, with no authorization and no body yet.
@@ -264,7 +278,8 @@ impl Api {
 
     /// Like [`Api::append`], but a transport failure is returned instead of failing the test.
     pub async fn try_append(&self, key: &str, aggregate: &str, body: &Value) -> Result<Reply, reqwest::Error> {
-        self.try_send(self.json_post(key, &events_path(aggregate), body, &[])).await
+        self.try_send(self.json_post(key, &events_path(aggregate), body, &[]))
+            .await
     }
 
     /// `GET path` with `Authorization: Bearer key`.
@@ -274,7 +289,11 @@ impl Api {
 
     /// `GET path` without authorization, returning the raw text (for `/metrics` and the probes).
     pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
-        let response = self.request(Method::GET, path).send().await.expect("the server answers");
+        let response = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .expect("the server answers");
         let status = response.status();
         (status, response.text().await.expect("read response body"))
     }
@@ -287,12 +306,16 @@ impl Api {
             let path = format!("{}?fromVersion={from}&limit={page}", events_path(aggregate));
             let (status, body) = self.get(key, &path).await;
             assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-            let batch = body["events"].as_array().unwrap_or_else(|| panic!("GET {path}: no events: {body}"));
+            let batch = body["events"]
+                .as_array()
+                .unwrap_or_else(|| panic!("GET {path}: no events: {body}"));
             events.extend(batch.iter().cloned());
             match &body["nextFromVersion"] {
                 Value::Null => return events,
                 next => {
-                    let next = next.as_u64().unwrap_or_else(|| panic!("GET {path}: bad nextFromVersion: {body}"));
+                    let next = next
+                        .as_u64()
+                        .unwrap_or_else(|| panic!("GET {path}: bad nextFromVersion: {body}"));
                     assert_eq!(next, from + batch.len() as u64, "GET {path}: nextFromVersion: {body}");
                     from = next;
                 }
@@ -308,9 +331,15 @@ impl Api {
             let path = format!("/events?after={after}&limit={page}");
             let (status, body) = self.get(key, &path).await;
             assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-            let batch = body["events"].as_array().unwrap_or_else(|| panic!("GET {path}: no events: {body}"));
-            let next = body["nextAfter"].as_u64().unwrap_or_else(|| panic!("GET {path}: no nextAfter: {body}"));
-            let head = body["headPosition"].as_u64().unwrap_or_else(|| panic!("GET {path}: no headPosition: {body}"));
+            let batch = body["events"]
+                .as_array()
+                .unwrap_or_else(|| panic!("GET {path}: no events: {body}"));
+            let next = body["nextAfter"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("GET {path}: no nextAfter: {body}"));
+            let head = body["headPosition"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("GET {path}: no headPosition: {body}"));
             assert!(batch.len() as u64 <= page, "GET {path}: more than limit: {body}");
             match batch.last() {
                 None => {
@@ -319,7 +348,11 @@ impl Api {
                     return events;
                 }
                 Some(last) => {
-                    assert_eq!(next, position(last), "GET {path}: nextAfter is the last position: {body}");
+                    assert_eq!(
+                        next,
+                        position(last),
+                        "GET {path}: nextAfter is the last position: {body}"
+                    );
                     assert!(head >= next, "GET {path}: headPosition behind nextAfter: {body}");
                 }
             }
@@ -356,7 +389,8 @@ pub fn str_of(v: &Value) -> &str {
 /// The unsigned integer in `v`, or a test failure naming it.
 #[track_caller]
 pub fn u64_of(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("expected a non-negative integer, got {v}"))
+    v.as_u64()
+        .unwrap_or_else(|| panic!("expected a non-negative integer, got {v}"))
 }
 
 /// An event's `globalPosition`.
@@ -371,29 +405,53 @@ pub fn assert_error(reply: &Reply, status: u16, code: &str) {
     let (got, body) = reply;
     assert_eq!(got.as_u16(), status, "status of {body}");
     assert_eq!(body["error"], code, "error code of {body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "error without a message: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error without a message: {body}"
+    );
 }
 
 /// Fails unless the object `v` has exactly these keys.
 #[track_caller]
 pub fn assert_keys(v: &Value, expected: &[&str]) {
-    let mut got: Vec<&str> = v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().map(String::as_str).collect();
+    let mut got: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
     got.sort_unstable();
     let mut expected = expected.to_vec();
     expected.sort_unstable();
     assert_eq!(got, expected, "keys of {v}");
 }
 
-/// Fails unless `s` is an RFC 3339 UTC timestamp with microseconds (`2026-11-25T11:15:53.123456Z`) within a few
-/// minutes of now.
+/// Fails unless `s` is an RFC 3339 UTC timestamp (`…Z`) within a few minutes of now.
+///
+/// That it always has exactly six fraction digits is [`assert_timestamp_micros`], checked over many events by
+/// `append::timestamps_always_have_six_fraction_digits`: a formatter that trims trailing zeros then fails that one
+/// test every time instead of one event in ten of every other test.
 #[track_caller]
 pub fn assert_timestamp(s: &str) {
-    let shape: String = s.chars().map(|c| if c.is_ascii_digit() { 'd' } else { c }).collect();
-    assert_eq!(shape, "dddd-dd-ddTdd:dd:dd.ddddddZ", "timestamp {s:?} is not RFC 3339 UTC with microseconds");
+    assert!(s.ends_with('Z'), "timestamp {s:?} is not UTC (`Z`)");
     let at = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|e| panic!("timestamp {s:?} does not parse as RFC 3339: {e}"));
     let skew = (time::OffsetDateTime::now_utc() - at).abs();
-    assert!(skew < time::Duration::minutes(5), "timestamp {s} is {skew} away from now");
+    assert!(
+        skew < time::Duration::minutes(5),
+        "timestamp {s} is {skew} away from now"
+    );
+}
+
+/// Fails unless `s` is an RFC 3339 UTC timestamp with exactly microseconds: `2026-11-25T11:15:53.123450Z`.
+#[track_caller]
+pub fn assert_timestamp_micros(s: &str) {
+    assert_timestamp(s);
+    let shape: String = s.chars().map(|c| if c.is_ascii_digit() { 'd' } else { c }).collect();
+    assert_eq!(
+        shape, "dddd-dd-ddTdd:dd:dd.ddddddZ",
+        "timestamp {s:?} does not have six fraction digits"
+    );
 }
 
 /// Fails unless `s` is a UUID.
@@ -424,10 +482,18 @@ pub fn assert_log_consistent(log: &[Value]) {
     let mut versions: BTreeMap<&str, u64> = BTreeMap::new();
     let mut ids = HashSet::new();
     for (i, event) in log.iter().enumerate() {
-        assert_eq!(position(event), i as u64 + 1, "global positions are not gapless 1..N at index {i}: {event}");
+        assert_eq!(
+            position(event),
+            i as u64 + 1,
+            "global positions are not gapless 1..N at index {i}: {event}"
+        );
         assert!(ids.insert(str_of(&event["eventId"])), "event id stored twice: {event}");
         let last = versions.entry(str_of(&event["aggregateId"])).or_default();
-        assert_eq!(u64_of(&event["version"]), *last + 1, "versions not gapless in position order: {event}");
+        assert_eq!(
+            u64_of(&event["version"]),
+            *last + 1,
+            "versions not gapless in position order: {event}"
+        );
         *last += 1;
     }
 }
@@ -473,7 +539,15 @@ impl Writers {
     pub async fn wait_for_acks(&self, n: usize) {
         let deadline = Instant::now() + DEADLINE;
         while self.acked.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "only {} of {n} appends acknowledged in time", self.acked.load(Ordering::SeqCst));
+            let acked = self.acked.load(Ordering::SeqCst);
+            assert!(
+                Instant::now() < deadline,
+                "only {acked} of {n} appends acknowledged in time"
+            );
+            assert!(
+                !self.tasks.iter().all(|t| t.is_finished()),
+                "every writer stopped after {acked} of {n} appends"
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -496,9 +570,17 @@ async fn write_until_stopped(api: Api, key: String, writer: usize, acked: Arc<At
     let mut acks = Vec::new();
     for i in 0.. {
         assert!(Instant::now() < deadline, "writer {writer} was never stopped");
-        let aggregate = if i % 5 == 0 { "shared-1".to_string() } else { format!("acct-w{writer}-{}", i % 3) };
+        let aggregate = if i % 5 == 0 {
+            "shared-1".to_string()
+        } else {
+            format!("acct-w{writer}-{}", i % 3)
+        };
         let event = |n: usize| json!({"eventType": "Written", "eventId": new_event_id(), "data": {"writer": writer, "i": i, "n": n}});
-        let body = if i % 4 == 0 { json!({"events": [event(0), event(1), event(2)]}) } else { event(0) };
+        let body = if i % 4 == 0 {
+            json!({"events": [event(0), event(1), event(2)]})
+        } else {
+            event(0)
+        };
         match api.try_append(&key, &aggregate, &body).await {
             Ok((status, reply)) if status.is_success() => {
                 let new = acks_of(&aggregate, &reply);
@@ -529,7 +611,10 @@ impl Run {
     /// Spawns the server and waits for its `listening on http://ADDR` line; returns the run and `http://ADDR`.
     async fn start(launch: &Launch) -> (Run, String) {
         let mut cmd = Command::new(HAPND);
-        cmd.args(&launch.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(&launch.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         clean_env(&mut cmd);
         cmd.envs(launch.envs.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("spawn hapnd");
@@ -547,14 +632,26 @@ impl Run {
             let complete_lines = &stdout[..stdout.rfind('\n').map_or(0, |end| end + 1)];
             if let Some(url) = complete_lines.lines().find_map(|l| l.strip_prefix("listening on ")) {
                 let url = url.trim_end();
-                assert!(url.starts_with("http://127.0.0.1:"), "unexpected listening line {url:?}");
+                assert!(
+                    url.starts_with("http://127.0.0.1:"),
+                    "unexpected listening line {url:?}"
+                );
                 return (run, url.to_string());
             }
             if let Some(status) = run.child.try_wait().expect("poll hapnd") {
                 run.join_pumps();
-                panic!("hapnd {:?} exited with {status} before listening; stdout:\n{}\nstderr:\n{}", launch.args, run.stdout(), run.stderr());
+                panic!(
+                    "hapnd {:?} exited with {status} before listening; stdout:\n{}\nstderr:\n{}",
+                    launch.args,
+                    run.stdout(),
+                    run.stderr()
+                );
             }
-            assert!(Instant::now() < deadline, "hapnd did not print `listening on` in time; stderr:\n{}", run.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "hapnd did not print `listening on` in time; stderr:\n{}",
+                run.stderr()
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -576,7 +673,11 @@ impl Run {
 }
 
 /// Copies everything `from` yields into the field `pick` selects, until end of file.
-fn pump(mut from: impl Read + Send + 'static, to: Arc<Mutex<Output>>, pick: fn(&mut Output) -> &mut String) -> JoinHandle<()> {
+fn pump(
+    mut from: impl Read + Send + 'static,
+    to: Arc<Mutex<Output>>,
+    pick: fn(&mut Output) -> &mut String,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         while let Ok(n @ 1..) = from.read(&mut buf) {
@@ -596,7 +697,10 @@ fn clean_env(cmd: &mut Command) {
 
 /// The key from a `default tenant api key: KEY` line.
 fn default_key_line(stdout: &str) -> Option<String> {
-    stdout.lines().find_map(|l| l.strip_prefix("default tenant api key: ")).map(|k| k.trim().to_string())
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("default tenant api key: "))
+        .map(|k| k.trim().to_string())
 }
 
 /// A path as a command-line argument.

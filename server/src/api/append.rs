@@ -112,7 +112,10 @@ fn parse_request(
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_too_large",
-                format!("the request body is larger than {} bytes (max_request_bytes)", limits.max_request_bytes),
+                format!(
+                    "the request body is larger than {} bytes (max_request_bytes)",
+                    limits.max_request_bytes
+                ),
             )
         } else {
             ApiError::bad_request("invalid_body", rejection.body_text())
@@ -120,8 +123,16 @@ fn parse_request(
     })?;
     let body: AppendBody<'_> = parse_json(&body)?;
 
-    let expected_version = merge(body.expected_version, header_u64(headers, "expected-version")?, "expectedVersion")?;
-    let correlation_id = merge(body.correlation_id, header_str(headers, "correlation-id")?, "correlationId")?;
+    let expected_version = merge(
+        body.expected_version,
+        header_u64(headers, "expected-version")?,
+        "expectedVersion",
+    )?;
+    let correlation_id = merge(
+        body.correlation_id,
+        header_str(headers, "correlation-id")?,
+        "correlationId",
+    )?;
     let causation_id = merge(body.causation_id, header_str(headers, "causation-id")?, "causationId")?;
     if let Some(id) = &correlation_id {
         validate::trace_id(id, "correlationId")?;
@@ -156,7 +167,10 @@ fn parse_request(
         }
     };
     if bodies.is_empty() {
-        return Err(ApiError::bad_request("empty_batch", "\"events\" must hold at least one event"));
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            "\"events\" must hold at least one event",
+        ));
     }
     if bodies.len() > limits.max_batch_events {
         return Err(ApiError::new(
@@ -208,9 +222,12 @@ fn new_event(
         .event_type
         .ok_or_else(|| ApiError::bad_request("invalid_json", format!("{} is required", field("eventType"))))?;
     validate::event_type(&event_type, &field("eventType"))?;
-    let data = event
-        .data
-        .ok_or_else(|| ApiError::bad_request("invalid_field", format!("{} is required (a JSON object)", field("data"))))?;
+    let data = event.data.ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_field",
+            format!("{} is required (a JSON object)", field("data")),
+        )
+    })?;
     require_object(data, &field("data"))?;
     if let Some(metadata) = event.metadata {
         require_object(metadata, &field("metadata"))?;
@@ -231,13 +248,19 @@ fn new_event(
     let (event_id, client_event_id) = match event.event_id {
         Some(id) => (
             Uuid::parse_str(&id).map_err(|_| {
-                ApiError::bad_request("invalid_event_id", format!("{} must be a UUID, got {id:?}", field("eventId")))
+                ApiError::bad_request(
+                    "invalid_event_id",
+                    format!("{} must be a UUID, got {id:?}", field("eventId")),
+                )
             })?,
             true,
         ),
         None => (Uuid::new_v4(), false),
     };
-    for (value, name) in [(&event.correlation_id, "correlationId"), (&event.causation_id, "causationId")] {
+    for (value, name) in [
+        (&event.correlation_id, "correlationId"),
+        (&event.causation_id, "causationId"),
+    ] {
         if let Some(value) = value {
             validate::trace_id(value, &field(name))?;
         }
@@ -259,7 +282,10 @@ fn reject_repeated_ids(events: &[NewEvent]) -> Result<(), ApiError> {
         if event.client_event_id && !seen.insert(event.event_id) {
             return Err(ApiError::bad_request(
                 "duplicate_event_id",
-                format!("events[{index}].eventId {} appears more than once in this batch", event.event_id),
+                format!(
+                    "events[{index}].eventId {} appears more than once in this batch",
+                    event.event_id
+                ),
             )
             .with("eventId", event.event_id.to_string()));
         }
@@ -271,7 +297,10 @@ fn require_object(value: &RawValue, field: &str) -> Result<(), ApiError> {
     if value.get().trim_start().starts_with('{') {
         Ok(())
     } else {
-        Err(ApiError::bad_request("invalid_field", format!("{field} must be a JSON object")))
+        Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{field} must be a JSON object"),
+        ))
     }
 }
 
@@ -279,7 +308,14 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let mime = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
         Ok(())
     } else {
@@ -337,7 +373,10 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> 
     header_str(headers, name)?
         .map(|value| {
             value.trim().parse::<u64>().map_err(|_| {
-                ApiError::bad_request("invalid_field", format!("header {name} must be a non-negative integer, got {value:?}"))
+                ApiError::bad_request(
+                    "invalid_field",
+                    format!("header {name} must be a non-negative integer, got {value:?}"),
+                )
             })
         })
         .transpose()
@@ -374,7 +413,11 @@ struct BatchEvent {
 }
 
 fn respond(outcome: AppendOutcome, batch: bool) -> Response {
-    let status = if outcome.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if outcome.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     let (Some(first), Some(last)) = (outcome.events.first(), outcome.events.last()) else {
         // A request always holds at least one event, so an outcome always does too.
         return ApiError::internal().into_response();

@@ -2,7 +2,7 @@
 //! details never reach the client; they are logged here, where the error is handled.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
@@ -87,9 +87,11 @@ impl From<AppendError> for ApiError {
     fn from(error: AppendError) -> Self {
         let message = error.to_string();
         match error {
-            AppendError::Concurrency { expected, actual } => ApiError::new(StatusCode::CONFLICT, "concurrency", message)
-                .with("expectedVersion", expected)
-                .with("actualVersion", actual),
+            AppendError::Concurrency { expected, actual } => {
+                ApiError::new(StatusCode::CONFLICT, "concurrency", message)
+                    .with("expectedVersion", expected)
+                    .with("actualVersion", actual)
+            }
             AppendError::EventIdConflict { event_id } | AppendError::PartialDuplicate { event_id } => {
                 ApiError::new(StatusCode::CONFLICT, "event_id_conflict", message).with("eventId", event_id.to_string())
             }
@@ -111,10 +113,14 @@ impl From<AppendError> for ApiError {
 }
 
 /// The JSON 404 for routes that do not exist.
-pub async fn unknown_route() -> ApiError {
-    ApiError::not_found("not_found", "no such route; see docs/http-api.md")
+pub async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found("not_found", format!("no route for {method} {}", uri.path()))
 }
 
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
 }

@@ -47,7 +47,12 @@ pub async fn read_stream(
         .store
         .read_stream(tenant.id, &aggregate_id, from_version, limit)
         .await?
-        .ok_or_else(|| ApiError::not_found("aggregate_not_found", format!("aggregate {aggregate_id:?} does not exist")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "aggregate_not_found",
+                format!("aggregate {aggregate_id:?} does not exist"),
+            )
+        })?;
     let next_from_version = page
         .events
         .last()
@@ -87,7 +92,10 @@ fn invalid_query(rejection: QueryRejection) -> ApiError {
 
 fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
     match requested {
-        Some(0) => Err(ApiError::bad_request("invalid_query", format!("limit must be 1-{MAX_LIMIT}"))),
+        Some(0) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1-{MAX_LIMIT}"),
+        )),
         Some(limit) => Ok(limit.min(MAX_LIMIT)),
         None => Ok(DEFAULT_LIMIT),
     }
@@ -133,7 +141,8 @@ fn wire_events(events: &[RecordedEvent]) -> Result<Vec<WireEvent<'_>>, StoreErro
 }
 
 fn stored_json<'a>(event: &RecordedEvent, text: &'a str) -> Result<&'a RawValue, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("event {} holds invalid JSON: {e}", event.event_id)))
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("event {} holds invalid JSON: {e}", event.event_id)))
 }
 
 fn wire_event(event: &RecordedEvent) -> Result<WireEvent<'_>, StoreError> {

@@ -13,9 +13,7 @@ fn is_name_byte(b: u8) -> bool {
 }
 
 pub fn aggregate_id(id: &str) -> Result<(), ApiError> {
-    let valid = !id.is_empty()
-        && id.len() <= MAX_AGGREGATE_ID_LEN
-        && id.bytes().all(|b| is_name_byte(b) || b == b'@');
+    let valid = !id.is_empty() && id.len() <= MAX_AGGREGATE_ID_LEN && id.bytes().all(|b| is_name_byte(b) || b == b'@');
     if valid {
         Ok(())
     } else {
@@ -127,7 +125,10 @@ mod tests {
 
     #[test]
     fn compaction_keeps_strings_intact() {
-        assert_eq!(compact_json("{ \"a b\" : [1, 2],\n \"c\": \"x \\\" y\" }"), r#"{"a b":[1,2],"c":"x \" y"}"#);
+        assert_eq!(
+            compact_json("{ \"a b\" : [1, 2],\n \"c\": \"x \\\" y\" }"),
+            r#"{"a b":[1,2],"c":"x \" y"}"#
+        );
         assert_eq!(compact_json(r#"{"s":"\\"}"#), r#"{"s":"\\"}"#);
     }
 }

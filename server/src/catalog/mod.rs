@@ -48,7 +48,9 @@ pub struct IssuedKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("tenant name {0:?} is invalid: use 1-63 characters from a-z, 0-9, '_' and '-', starting with a letter or digit")]
+    #[error(
+        "tenant name {0:?} is invalid: use 1-63 characters from a-z, 0-9, '_' and '-', starting with a letter or digit"
+    )]
     InvalidTenantName(String),
     #[error("tenant {0:?} already exists")]
     TenantExists(String),

@@ -94,9 +94,11 @@ impl SqliteCatalog {
     }
 
     fn tenant_id(conn: &Connection, name: &str) -> Result<i64, CatalogError> {
-        conn.query_row("SELECT tenant_id FROM tenants WHERE name = ?1", [name], |row| row.get(0))
-            .optional()?
-            .ok_or_else(|| CatalogError::UnknownTenant(name.to_owned()))
+        conn.query_row("SELECT tenant_id FROM tenants WHERE name = ?1", [name], |row| {
+            row.get(0)
+        })
+        .optional()?
+        .ok_or_else(|| CatalogError::UnknownTenant(name.to_owned()))
     }
 }
 
@@ -111,7 +113,10 @@ impl Catalog for SqliteCatalog {
     fn authenticate(&self, api_key: &str) -> Result<Option<Tenant>, CatalogError> {
         let hash = KeyHash::of(api_key);
         let mut inner = self.inner.lock();
-        let version: i64 = inner.conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        let version: i64 = inner
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
         if version != inner.cached_version {
             inner.auth_cache.clear();
             inner.cached_version = version;
@@ -134,10 +139,7 @@ impl Catalog for SqliteCatalog {
             .ok()
             .filter(|id| *id <= MAX_TENANT_ID)
             .ok_or(CatalogError::Full)?;
-        let tenant = Tenant {
-            id: TenantId(id),
-            name,
-        };
+        let tenant = Tenant { id: TenantId(id), name };
         if inner.auth_cache.len() >= AUTH_CACHE_CAPACITY {
             inner.auth_cache.clear();
         }
@@ -256,18 +258,32 @@ mod tests {
         assert_eq!(catalog.authenticate("hpd_nope").expect("auth"), None);
 
         let second = catalog.create_key("a").expect("second key");
-        assert_eq!(catalog.authenticate(second.api_key.expose()).expect("auth"), Some(tenant_a.clone()));
+        assert_eq!(
+            catalog.authenticate(second.api_key.expose()).expect("auth"),
+            Some(tenant_a.clone())
+        );
         catalog.revoke_key(&a.key_id).expect("revoke");
         assert_eq!(catalog.authenticate(a.api_key.expose()).expect("auth"), None);
-        assert_eq!(catalog.authenticate(second.api_key.expose()).expect("auth"), Some(tenant_a));
-        assert!(matches!(catalog.revoke_key("key_missing"), Err(CatalogError::UnknownKey(_))));
+        assert_eq!(
+            catalog.authenticate(second.api_key.expose()).expect("auth"),
+            Some(tenant_a)
+        );
+        assert!(matches!(
+            catalog.revoke_key("key_missing"),
+            Err(CatalogError::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn a_revocation_from_another_process_is_seen_on_the_next_request() {
         let (dir, server_side) = catalog();
         let issued = server_side.create_tenant("t").expect("tenant");
-        assert!(server_side.authenticate(issued.api_key.expose()).expect("auth").is_some());
+        assert!(
+            server_side
+                .authenticate(issued.api_key.expose())
+                .expect("auth")
+                .is_some()
+        );
         // A second connection stands for the `hapnd key revoke` command run beside the server.
         let command_side = SqliteCatalog::open(dir.path(), Durability::Normal).expect("open");
         command_side.revoke_key(&issued.key_id).expect("revoke");
@@ -278,9 +294,18 @@ mod tests {
     fn tenant_names_are_unique_and_valid() {
         let (_dir, catalog) = catalog();
         catalog.create_tenant("acme").expect("first");
-        assert!(matches!(catalog.create_tenant("acme"), Err(CatalogError::TenantExists(_))));
-        assert!(matches!(catalog.create_tenant("Bad Name"), Err(CatalogError::InvalidTenantName(_))));
-        assert!(matches!(catalog.create_key("ghost"), Err(CatalogError::UnknownTenant(_))));
+        assert!(matches!(
+            catalog.create_tenant("acme"),
+            Err(CatalogError::TenantExists(_))
+        ));
+        assert!(matches!(
+            catalog.create_tenant("Bad Name"),
+            Err(CatalogError::InvalidTenantName(_))
+        ));
+        assert!(matches!(
+            catalog.create_key("ghost"),
+            Err(CatalogError::UnknownTenant(_))
+        ));
         assert_eq!(catalog.tenant_count().expect("count"), 1);
         let keys = catalog.list_keys("acme").expect("keys");
         assert_eq!(keys.len(), 1);

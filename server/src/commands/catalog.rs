@@ -80,7 +80,9 @@ pub fn list_keys(data_dir: &Path, tenant: &str, json: bool) -> anyhow::Result<()
         println!("{}", serde_json::Value::from(list));
     } else {
         for key in keys {
-            let state = key.revoked_at.map_or_else(|| "active".to_owned(), |at| format!("revoked {}", rfc3339(at)));
+            let state = key
+                .revoked_at
+                .map_or_else(|| "active".to_owned(), |at| format!("revoked {}", rfc3339(at)));
             println!("{}\t{}\t{}", key.key_id, rfc3339(key.created_at), state);
         }
     }

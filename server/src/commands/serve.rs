@@ -40,7 +40,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .open(data_dir.join(LOCK_FILE))
         .context("open the data dir lock")?;
     lock.try_lock().map_err(|_| {
-        anyhow::anyhow!("another hapnd server is already using {}; stop it first", data_dir.display())
+        anyhow::anyhow!(
+            "another hapnd server is already using {}; stop it first",
+            data_dir.display()
+        )
     })?;
 
     let catalog = Arc::new(SqliteCatalog::open(data_dir, config.durability)?);
@@ -125,7 +128,9 @@ async fn shutdown_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HAPND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

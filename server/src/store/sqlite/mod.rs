@@ -4,6 +4,7 @@
 //! A tenant lives in shard `tenant_id % shard_count`. The shard count is fixed when a data dir is created (it is
 //! recorded in the catalog), so a tenant never moves.
 
+mod checkpoint;
 mod reader;
 pub mod schema;
 mod writer;
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+use self::checkpoint::Checkpointer;
 use self::reader::ReaderPool;
 use self::writer::{Command, WriterHandle};
 use crate::catalog::TenantId;
@@ -35,6 +37,7 @@ pub struct SqliteConfig {
 pub struct SqliteStore {
     shards: Vec<Shard>,
     accepting: AtomicBool,
+    checkpointer: parking_lot::Mutex<Option<Checkpointer>>,
 }
 
 struct Shard {
@@ -51,6 +54,10 @@ pub fn shard_path(data_dir: &Path, index: usize) -> PathBuf {
 pub fn open_shard_writer(path: &Path, durability: Durability) -> Result<rusqlite::Connection, StoreError> {
     let mut conn = db::open(path, Access::ReadWrite, durability)?;
     db::migrate(&mut conn, schema::MIGRATIONS)?;
+    // Checkpoints run on their own thread (see checkpoint.rs), not inside a commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // After a checkpoint resets the WAL, shrink it back to this size instead of keeping its peak.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     Ok(conn)
 }
 
@@ -58,8 +65,10 @@ impl SqliteStore {
     pub fn open(config: &SqliteConfig, metrics: &StoreMetrics) -> Result<Self, StoreError> {
         std::fs::create_dir_all(config.data_dir.join(SHARDS_DIR))?;
         let mut shards = Vec::with_capacity(config.shard_count);
-        for index in 0..config.shard_count.max(1) {
-            let path = shard_path(&config.data_dir, index);
+        let paths: Vec<PathBuf> = (0..config.shard_count.max(1))
+            .map(|index| shard_path(&config.data_dir, index))
+            .collect();
+        for (index, path) in paths.iter().cloned().enumerate() {
             let conn = open_shard_writer(&path, config.durability)?;
             let queue_depth = metrics
                 .queue_depth
@@ -73,9 +82,11 @@ impl SqliteStore {
                 readers: Arc::new(ReaderPool::new(path, config.durability)),
             });
         }
+        let checkpointer = Checkpointer::spawn(paths, config.durability)?;
         Ok(SqliteStore {
             shards,
             accepting: AtomicBool::new(true),
+            checkpointer: parking_lot::Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -143,6 +154,10 @@ impl EventStore for SqliteStore {
                     tracing::error!("a shard writer thread panicked during shutdown");
                 }
             }
+        }
+        let checkpointer = self.checkpointer.lock().take();
+        if let Some(checkpointer) = checkpointer {
+            let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
         }
     }
 }

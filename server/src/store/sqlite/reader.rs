@@ -95,7 +95,11 @@ impl ReaderPool {
                  WHERE e.event_key > ?1 AND e.event_key <= ?2 ORDER BY e.event_key LIMIT ?3",
             )?;
             let after = after.min(MAX_POSITION);
-            let mut rows = stmt.query(params![event_key(tenant, after), event_key(tenant, MAX_POSITION), limit])?;
+            let mut rows = stmt.query(params![
+                event_key(tenant, after),
+                event_key(tenant, MAX_POSITION),
+                limit
+            ])?;
             let mut events = Vec::new();
             while let Some(row) = rows.next()? {
                 events.push(recorded_event(row, row.get(9)?, row.get(10)?)?);
@@ -108,7 +112,8 @@ impl ReaderPool {
 /// Builds an event from the first nine columns selected above.
 fn recorded_event(row: &Row<'_>, aggregate_id: String, aggregate_type: String) -> Result<RecordedEvent, StoreError> {
     let id_bytes: Vec<u8> = row.get(2)?;
-    let event_id = Uuid::from_slice(&id_bytes).map_err(|_| StoreError::Corrupt(format!("event id of {} bytes", id_bytes.len())))?;
+    let event_id = Uuid::from_slice(&id_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("event id of {} bytes", id_bytes.len())))?;
     Ok(RecordedEvent {
         event_id,
         aggregate_id,

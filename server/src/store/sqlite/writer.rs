@@ -142,7 +142,9 @@ impl Writer {
                     .collect()
             }
         };
-        self.metrics.group_commit_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .group_commit_duration
+            .observe(started.elapsed().as_secs_f64());
         for (pending, result) in group.drain(..).zip(results) {
             // The client may have gone away; the events are stored either way.
             let _ = pending.reply.send(result);
@@ -163,7 +165,15 @@ impl Writer {
                 .and_then(|mut s| s.execute([]))
                 .map_err(GroupFailed)?;
             let mut staged_head = None;
-            let result = append_one(conn, &self.heads, heads, pending.tenant, &pending.request, recorded_at, &mut staged_head);
+            let result = append_one(
+                conn,
+                &self.heads,
+                heads,
+                pending.tenant,
+                &pending.request,
+                recorded_at,
+                &mut staged_head,
+            );
             if result.is_err() {
                 conn.prepare_cached("ROLLBACK TO request")
                     .and_then(|mut s| s.execute([]))
@@ -260,7 +270,12 @@ fn append_one(
                 "INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version) VALUES (?1, ?2, ?3, ?4)",
             )
             .map_err(StoreError::from)?
-            .execute(params![tenant.0, request.aggregate_id, aggregate_type, new_version as i64])
+            .execute(params![
+                tenant.0,
+                request.aggregate_id,
+                aggregate_type,
+                new_version as i64
+            ])
             .map_err(StoreError::from)?;
             conn.last_insert_rowid()
         }
@@ -307,7 +322,9 @@ fn append_one(
 
 fn load_stream(conn: &Connection, tenant: TenantId, aggregate_id: &str) -> Result<Option<StreamRow>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT stream_id, aggregate_type, version FROM streams WHERE tenant_id = ?1 AND aggregate_id = ?2")?
+        .prepare_cached(
+            "SELECT stream_id, aggregate_type, version FROM streams WHERE tenant_id = ?1 AND aggregate_id = ?2",
+        )?
         .query_row(params![tenant.0, aggregate_id], |row| {
             Ok(StreamRow {
                 stream_id: row.get(0)?,
@@ -322,7 +339,9 @@ fn load_stream(conn: &Connection, tenant: TenantId, aggregate_id: &str) -> Resul
 pub(super) fn load_head(conn: &Connection, tenant: TenantId) -> Result<u64, StoreError> {
     let last: Option<i64> = conn
         .prepare_cached("SELECT max(event_key) FROM events WHERE event_key BETWEEN ?1 AND ?2")?
-        .query_row(params![event_key(tenant, 0), event_key(tenant, MAX_POSITION)], |row| row.get(0))?;
+        .query_row(params![event_key(tenant, 0), event_key(tenant, MAX_POSITION)], |row| {
+            row.get(0)
+        })?;
     Ok(last.map_or(0, position_of))
 }
 
