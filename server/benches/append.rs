@@ -1,0 +1,1265 @@
+//! Append throughput and latency of the real `hapnd` binary over HTTP, with a raw-SQLite baseline from the same run.
+//!
+//! `cargo bench -p hapnd-server --bench append [-- OPTIONS]`; see [`USAGE`] for the options.
+//!
+//! Each row of the table starts `hapnd serve` on a fresh data dir and `127.0.0.1:0`, opens one keep-alive HTTP/1.1
+//! connection per client (hyper's low-level client with TCP_NODELAY, because the load generator shares the CPUs with
+//! the server and must cost it as little as possible), warms up, then measures for a fixed time or a fixed number of
+//! appends. A request's latency runs from sending it to the last byte of its answer and goes into an HDR histogram;
+//! every status is checked, and at the end the tenant's head position must equal the events the clients saw stored.
+//!
+//! The baseline is the storage ceiling: the rows the shard writer stores for scenario a, written by the same
+//! statements on a shard file opened exactly as the server opens one (schema, pragmas, `synchronous`), with as many
+//! requests per transaction as the server's group commit reached in that row of scenario a and the same aggregate
+//! ids, from one thread, without HTTP; the server's background WAL checkpoints run beside it, as they do in the
+//! server. It runs right after its row, because the fsync time of a shared disk drifts from minute to minute.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use hapnd_server::catalog::TenantId;
+use hapnd_server::db::{self, Access, Durability};
+use hapnd_server::store::sqlite::open_shard_writer;
+use hapnd_server::store::sqlite::schema::event_key;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+
+const USAGE: &str = "\
+usage: cargo bench -p hapnd-server --bench append [-- OPTIONS]
+  --clients 32,1        concurrent clients, one connection each; one row per value [32,1]
+  --seconds S           measure each row for S seconds [3]
+  --requests N          measure each row for N appends instead (c: N successful appends)
+  --warmup S            warm-up before measuring, in seconds [1]
+  --scenarios a,b,c     a: one event per request, b: 10 events per request, c: one hot aggregate,
+                        none: only the baseline [a,b,c]
+  --durability D        full or normal, for the server and the baseline [full]
+  --gen-threads T       load generator runtime: 0 = current-thread, T > 0 = multi-thread with T workers [0]
+  --baseline-batches B  instead, baselines at these requests per transaction (e.g. 1,16,32) after all rows,
+                        with the ids of the most clients [one after each row of a: its group size and ids]
+  --no-baseline-checkpoints  the baseline without the server's background WAL checkpoints
+  --no-baseline         skip the raw rusqlite baseline";
+
+const HAPND: &str = env!("CARGO_BIN_EXE_hapnd");
+/// Starting or stopping the server longer than this fails the run.
+const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
+/// The one event of every append; the server stores `data` as this text.
+const EVENT_TYPE: &str = "OrderPlaced";
+const EVENT_DATA: &str = r#"{"customerId":"c-1","total":12.5}"#;
+const BATCH_EVENTS: usize = 10;
+const HOT_AGGREGATE: &str = "order_hot";
+/// Tenant number of the baseline's rows; the server's default tenant is the first one.
+const BASELINE_TENANT: TenantId = TenantId(1);
+
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("append bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line of the table.
+enum Row {
+    Server {
+        scenario: Scenario,
+        clients: usize,
+        measured: Box<Measured>,
+    },
+    Baseline(Baseline),
+}
+
+/// Runs every row and prints the table; `Ok(false)` when some request failed.
+fn run(options: &Options) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for &scenario in &options.scenarios {
+        for &clients in &options.clients {
+            eprintln!("running {} with {clients} client(s)", scenario.label());
+            let measured = measure_server(options, scenario, clients)?;
+            if measured.errors > 0 || !measured.problems.is_empty() {
+                failures.push(format!(
+                    "{} with {clients} client(s): {} failed request(s){}",
+                    scenario.label(),
+                    measured.errors,
+                    measured
+                        .problems
+                        .iter()
+                        .fold(String::new(), |all, problem| all + "\n    " + problem)
+                ));
+            }
+            // Each row of a gets its baseline right away: the storage ceiling at the group size it reached, with the
+            // aggregate ids its clients sent. Right away, because this disk's fsync time drifts within a minute.
+            let shape = match measured.commits {
+                Some(commits)
+                    if scenario == Scenario::Single && options.baseline && options.baseline_batches.is_empty() =>
+                {
+                    Some(batch_of(commits.mean_group))
+                }
+                _ => None,
+            };
+            rows.push(Row::Server {
+                scenario,
+                clients,
+                measured: Box::new(measured),
+            });
+            if let Some(batch) = shape {
+                rows.push(Row::Baseline(run_baseline(options, batch, clients)?));
+            }
+        }
+    }
+    let mut extra = if options.baseline {
+        options.baseline_batches.clone()
+    } else {
+        Vec::new()
+    };
+    if options.baseline && options.scenarios.is_empty() && extra.is_empty() {
+        extra.push(1);
+    }
+    let widest = options.clients.iter().copied().max().unwrap_or(1);
+    for batch in extra {
+        rows.push(Row::Baseline(run_baseline(options, batch, widest)?));
+    }
+
+    print_table(options, &rows, started.elapsed());
+    if failures.is_empty() {
+        return Ok(true);
+    }
+    eprintln!();
+    eprintln!("!!!!!!!! THE RUN HAD FAILURES; ITS NUMBERS ARE NOT VALID !!!!!!!!");
+    for failure in &failures {
+        eprintln!("  {failure}");
+    }
+    Ok(false)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// a: one event per request, each request a new aggregate.
+    Single,
+    /// b: ten events per request, each request a new aggregate.
+    Batch,
+    /// c: every client appends to one aggregate with `expectedVersion`, retrying on 409.
+    Hot,
+}
+
+impl Scenario {
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::Single => "a single event",
+            Scenario::Batch => "b batch of 10",
+            Scenario::Hot => "c hot aggregate",
+        }
+    }
+
+    fn events_per_request(self) -> u64 {
+        match self {
+            Scenario::Batch => BATCH_EVENTS as u64,
+            Scenario::Single | Scenario::Hot => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Seconds(Duration),
+    Appends(i64),
+}
+
+#[derive(Debug)]
+struct Options {
+    clients: Vec<usize>,
+    scenarios: Vec<Scenario>,
+    stop: Stop,
+    warmup: Duration,
+    durability: Durability,
+    gen_threads: usize,
+    baseline: bool,
+    /// Requests per baseline transaction; empty = the group sizes scenario a reached.
+    baseline_batches: Vec<usize>,
+    /// Whether the baseline runs the server's background WAL checkpoints too.
+    baseline_checkpoints: bool,
+}
+
+impl Options {
+    fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+        let mut options = Options {
+            clients: vec![32, 1],
+            scenarios: vec![Scenario::Single, Scenario::Batch, Scenario::Hot],
+            stop: Stop::Seconds(Duration::from_secs(3)),
+            warmup: Duration::from_secs(1),
+            durability: Durability::Full,
+            gen_threads: 0,
+            baseline: true,
+            baseline_batches: Vec::new(),
+            baseline_checkpoints: true,
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => (name.to_owned(), Some(value.to_owned())),
+                _ => (arg, None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+            };
+            match name.as_str() {
+                // cargo passes `--bench` to every bench target.
+                "--bench" => {}
+                "--help" | "-h" => return Err(USAGE.to_owned()),
+                "--clients" => options.clients = counts(&value()?, &name)?,
+                "--baseline-batches" => options.baseline_batches = counts(&value()?, &name)?,
+                "--seconds" => options.stop = Stop::Seconds(seconds(&value()?, &name)?),
+                "--requests" => {
+                    let count = value()?
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--requests takes a positive number\n{USAGE}"))?;
+                    options.stop = Stop::Appends(count);
+                }
+                "--warmup" => options.warmup = seconds(&value()?, &name)?,
+                "--scenarios" => {
+                    options.scenarios = value()?
+                        .split(',')
+                        .filter(|s| !s.trim().is_empty() && s.trim() != "none")
+                        .map(|s| match s.trim() {
+                            "a" => Ok(Scenario::Single),
+                            "b" => Ok(Scenario::Batch),
+                            "c" => Ok(Scenario::Hot),
+                            other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "--durability" => {
+                    options.durability = match value()?.as_str() {
+                        "full" => Durability::Full,
+                        "normal" => Durability::Normal,
+                        other => return Err(format!("unknown durability {other:?}\n{USAGE}")),
+                    };
+                }
+                "--gen-threads" => {
+                    options.gen_threads = value()?
+                        .parse()
+                        .map_err(|_| format!("--gen-threads takes a number\n{USAGE}"))?;
+                }
+                "--no-baseline" => options.baseline = false,
+                "--no-baseline-checkpoints" => options.baseline_checkpoints = false,
+                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            }
+        }
+        Ok(options)
+    }
+
+    fn durability_arg(&self) -> &'static str {
+        match self.durability {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    }
+}
+
+fn counts(text: &str, name: &str) -> Result<Vec<usize>, String> {
+    text.split(',')
+        .map(|n| n.trim().parse().ok().filter(|n| *n > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("{name} takes positive numbers separated by commas\n{USAGE}"))
+}
+
+fn seconds(text: &str, name: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{name} takes a number of seconds\n{USAGE}"))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One row against the server
+
+/// What one row measured.
+struct Measured {
+    window: Duration,
+    requests: u64,
+    events: u64,
+    conflicts: u64,
+    latency: Histogram<u64>,
+    /// c: from the first attempt of an append to its success, retries included.
+    append_latency: Histogram<u64>,
+    errors: u64,
+    /// Failures that are not a single request's: a lost event, an unreadable metric, the first failed request.
+    problems: Vec<String>,
+    /// The server's group commits during the measured window, from its `/metrics`.
+    commits: Option<CommitStats>,
+    /// Cores the server and the load generator kept busy during the window.
+    cpu: Option<(f64, f64)>,
+}
+
+fn measure_server(options: &Options, scenario: Scenario, clients: usize) -> anyhow::Result<Measured> {
+    let server = Server::start(options.durability_arg())?;
+    let runtime = match options.gen_threads {
+        0 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        threads => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build(),
+    }
+    .context("start the load generator runtime")?;
+    let target = Arc::new(Target::new(server.addr, &server.key)?);
+    let measured = runtime.block_on(drive(target, server.child.id(), options, scenario, clients));
+    drop(runtime);
+    let stopped = server.stop();
+    let measured = measured?;
+    stopped?;
+    Ok(measured)
+}
+
+/// Where the clients send, and the headers every request carries.
+struct Target {
+    addr: SocketAddr,
+    host: HeaderValue,
+    authorization: HeaderValue,
+    json: HeaderValue,
+}
+
+impl Target {
+    fn new(addr: SocketAddr, key: &str) -> anyhow::Result<Target> {
+        Ok(Target {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).context("host header")?,
+            authorization: HeaderValue::from_str(&format!("Bearer {key}")).context("the api key is not a header")?,
+            json: HeaderValue::from_static("application/json"),
+        })
+    }
+}
+
+/// When the measured window starts, and when it ends.
+struct Window {
+    from: Instant,
+    end: End,
+}
+
+enum End {
+    At(Instant),
+    /// Appends still to measure, over all clients.
+    After(AtomicI64),
+}
+
+impl Window {
+    /// Whether one more append may start in the window.
+    fn take(&self, now: Instant) -> bool {
+        match &self.end {
+            End::At(end) => now < *end,
+            End::After(left) => left.fetch_sub(1, Ordering::Relaxed) > 0,
+        }
+    }
+
+    /// Whether the time is up (a count-bounded window never expires).
+    fn expired(&self, now: Instant) -> bool {
+        matches!(self.end, End::At(end) if now >= end)
+    }
+}
+
+async fn drive(
+    target: Arc<Target>,
+    server_pid: u32,
+    options: &Options,
+    scenario: Scenario,
+    clients: usize,
+) -> anyhow::Result<Measured> {
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(Client::connect(&target).await?);
+    }
+    let from = Instant::now() + options.warmup;
+    let window = Arc::new(Window {
+        from,
+        end: match options.stop {
+            Stop::Seconds(duration) => End::At(from + duration),
+            Stop::Appends(count) => End::After(AtomicI64::new(count)),
+        },
+    });
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(id, client)| tokio::spawn(run_client(client, id, scenario, Arc::clone(&window))))
+        .collect();
+
+    tokio::time::sleep_until(from.into()).await;
+    let cpu_before = CpuSample::take(server_pid);
+    let before = GroupCommits::scrape(&target).await;
+    let mut total = ClientStats::new();
+    for task in tasks {
+        total.merge(task.await.context("a client task panicked")?);
+    }
+    let cpu = cpu_before.and_then(|before| CpuSample::take(server_pid)?.cores_since(&before));
+    let after = GroupCommits::scrape(&target).await;
+
+    let mut problems = Vec::new();
+    problems.extend(total.first_error.take());
+    let commits = match (before, after) {
+        (Ok(before), Ok(after)) => after.since(&before),
+        (Err(error), _) | (_, Err(error)) => {
+            problems.push(format!("read /metrics: {error:#}"));
+            None
+        }
+    };
+    match head_position(&target).await {
+        Ok(head) if head == total.stored_events => {}
+        Ok(head) => problems.push(format!(
+            "the tenant's head position is {head} but the clients saw {} events stored",
+            total.stored_events
+        )),
+        Err(error) => problems.push(format!("read the head position: {error:#}")),
+    }
+    Ok(Measured {
+        window: total
+            .last_done
+            .map_or(Duration::ZERO, |last| last.saturating_duration_since(from)),
+        requests: total.requests,
+        events: total.events,
+        conflicts: total.conflicts,
+        latency: total.latency,
+        append_latency: total.append_latency,
+        errors: total.errors,
+        problems,
+        commits,
+        cpu,
+    })
+}
+
+/// One client's counts; merged over all clients at the end of a row.
+struct ClientStats {
+    /// Successful requests that started in the window, and their events.
+    requests: u64,
+    events: u64,
+    conflicts: u64,
+    latency: Histogram<u64>,
+    append_latency: Histogram<u64>,
+    last_done: Option<Instant>,
+    /// Over the whole row, warm-up included.
+    errors: u64,
+    first_error: Option<String>,
+    stored_events: u64,
+}
+
+impl ClientStats {
+    fn new() -> ClientStats {
+        ClientStats {
+            requests: 0,
+            events: 0,
+            conflicts: 0,
+            latency: latency_histogram(),
+            append_latency: latency_histogram(),
+            last_done: None,
+            errors: 0,
+            first_error: None,
+            stored_events: 0,
+        }
+    }
+
+    fn stored(&mut self, measured: bool, started: Instant, done: Instant, events: u64) {
+        self.stored_events += events;
+        if measured {
+            self.requests += 1;
+            self.events += events;
+            self.latency.saturating_record(micros(done - started));
+            self.last_done = self.last_done.max(Some(done));
+        }
+    }
+
+    fn failed(&mut self, what: impl FnOnce() -> String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(format!("first failure: {}", what()));
+        }
+    }
+
+    fn merge(&mut self, other: ClientStats) {
+        self.requests += other.requests;
+        self.events += other.events;
+        self.conflicts += other.conflicts;
+        self.latency
+            .add(&other.latency)
+            .expect("histograms with the same bounds merge");
+        self.append_latency
+            .add(&other.append_latency)
+            .expect("histograms with the same bounds merge");
+        self.last_done = self.last_done.max(other.last_done);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.stored_events += other.stored_events;
+    }
+}
+
+/// 1 µs to 60 s with three significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// One client: appends until the window ends, on its own connection.
+async fn run_client(mut client: Client, id: usize, scenario: Scenario, window: Arc<Window>) -> ClientStats {
+    let mut stats = ClientStats::new();
+    let body = match scenario {
+        Scenario::Single => Bytes::from(single_event_body()),
+        Scenario::Batch => {
+            let events = vec![single_event_body(); BATCH_EVENTS].join(",");
+            Bytes::from(format!(r#"{{"events":[{events}]}}"#))
+        }
+        Scenario::Hot => Bytes::new(),
+    };
+    let mut sequence = 0_u64;
+    // c: the version this client last saw the hot aggregate at.
+    let mut seen_version = 0_u64;
+    loop {
+        let now = Instant::now();
+        let measured = now >= window.from;
+        if measured && !window.take(now) {
+            break;
+        }
+        let alive = match scenario {
+            Scenario::Single | Scenario::Batch => {
+                sequence += 1;
+                let path = format!("/aggregates/order_{id}_{sequence}/events");
+                let started = Instant::now();
+                let answer = client.send(Method::POST, &path, body.clone()).await;
+                let done = Instant::now();
+                match answer {
+                    Ok((StatusCode::CREATED, _)) => {
+                        stats.stored(measured, started, done, scenario.events_per_request());
+                        true
+                    }
+                    Ok((status, body)) => {
+                        stats.failed(|| format!("POST {path}: {status} {}", String::from_utf8_lossy(&body)));
+                        true
+                    }
+                    Err(error) => {
+                        stats.failed(|| format!("POST {path}: {error}"));
+                        client.reconnect(&mut stats).await
+                    }
+                }
+            }
+            Scenario::Hot => hot_append(&mut client, &mut stats, &mut seen_version, measured, &window).await,
+        };
+        if !alive {
+            break;
+        }
+    }
+    stats
+}
+
+fn single_event_body() -> String {
+    format!(r#"{{"eventType":"{EVENT_TYPE}","data":{EVENT_DATA}}}"#)
+}
+
+/// c: appends one event to the hot aggregate at the version last seen, retrying on 409 with the version the server
+/// reports. Returns whether the connection is still usable.
+async fn hot_append(
+    client: &mut Client,
+    stats: &mut ClientStats,
+    seen_version: &mut u64,
+    measured: bool,
+    window: &Window,
+) -> bool {
+    let path = format!("/aggregates/{HOT_AGGREGATE}/events");
+    let first_try = Instant::now();
+    loop {
+        let body = format!(r#"{{"eventType":"{EVENT_TYPE}","data":{EVENT_DATA},"expectedVersion":{seen_version}}}"#);
+        let started = Instant::now();
+        let answer = client.send(Method::POST, &path, Bytes::from(body)).await;
+        let done = Instant::now();
+        let (status, body) = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                stats.failed(|| format!("POST {path}: {error}"));
+                return client.reconnect(stats).await;
+            }
+        };
+        let field = |name: &str| {
+            serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|body| body.get(name)?.as_u64())
+        };
+        match status {
+            StatusCode::CREATED => {
+                let Some(version) = field("version") else {
+                    stats.failed(|| format!("POST {path}: 201 without a version: {}", String::from_utf8_lossy(&body)));
+                    return true;
+                };
+                *seen_version = version;
+                stats.stored(measured, started, done, 1);
+                if measured {
+                    stats.append_latency.saturating_record(micros(done - first_try));
+                }
+                return true;
+            }
+            StatusCode::CONFLICT => {
+                let Some(actual) = field("actualVersion") else {
+                    stats.failed(|| {
+                        format!(
+                            "POST {path}: 409 without actualVersion: {}",
+                            String::from_utf8_lossy(&body)
+                        )
+                    });
+                    return true;
+                };
+                *seen_version = actual;
+                if measured {
+                    stats.conflicts += 1;
+                }
+                if window.expired(done) {
+                    return true;
+                }
+            }
+            status => {
+                stats.failed(|| format!("POST {path}: {status} {}", String::from_utf8_lossy(&body)));
+                return true;
+            }
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Client {
+    target: Arc<Target>,
+    sender: http1::SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    async fn connect(target: &Arc<Target>) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(target.addr)
+            .await
+            .with_context(|| format!("connect to {}", target.addr))?;
+        stream.set_nodelay(true).context("set TCP_NODELAY")?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP/1.1 handshake")?;
+        // A connection error also fails the request in flight, which is where it is counted.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Client {
+            target: Arc::clone(target),
+            sender,
+        })
+    }
+
+    /// After a transport error: a new connection, or `false` (and a counted failure) when none can be made.
+    async fn reconnect(&mut self, stats: &mut ClientStats) -> bool {
+        match Client::connect(&self.target).await {
+            Ok(client) => {
+                *self = client;
+                true
+            }
+            Err(error) => {
+                stats.failed(|| format!("reconnect: {error:#}"));
+                false
+            }
+        }
+    }
+
+    /// Sends one request and reads the whole answer.
+    async fn send(&mut self, method: Method, path: &str, body: Bytes) -> Result<(StatusCode, Bytes), hyper::Error> {
+        let mut request = Request::builder().method(method).uri(path);
+        let headers = request.headers_mut().expect("the bench's paths are valid URIs");
+        headers.insert(HOST, self.target.host.clone());
+        headers.insert(AUTHORIZATION, self.target.authorization.clone());
+        if !body.is_empty() {
+            headers.insert(CONTENT_TYPE, self.target.json.clone());
+        }
+        let request = request.body(Full::new(body)).expect("the bench's paths are valid URIs");
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// A GET on a connection of its own (so an idle keep-alive connection cannot have timed out).
+async fn get(target: &Arc<Target>, path: &str) -> anyhow::Result<Bytes> {
+    let mut client = Client::connect(target).await?;
+    let (status, body) = client
+        .send(Method::GET, path, Bytes::new())
+        .await
+        .with_context(|| format!("GET {path}"))?;
+    if status != StatusCode::OK {
+        bail!("GET {path}: {status} {}", String::from_utf8_lossy(&body));
+    }
+    Ok(body)
+}
+
+async fn head_position(target: &Arc<Target>) -> anyhow::Result<u64> {
+    let body = get(target, "/events?after=0&limit=1").await?;
+    serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|log| log.get("headPosition")?.as_u64())
+        .ok_or_else(|| anyhow!("no headPosition in {}", String::from_utf8_lossy(&body)))
+}
+
+/// The server's group-commit counters at one moment.
+struct GroupCommits {
+    at: Instant,
+    /// Commits so far.
+    count: f64,
+    /// Requests in them.
+    requests: f64,
+    /// Seconds the writer spent writing and committing them.
+    seconds: f64,
+}
+
+/// Group commits over a stretch of time.
+#[derive(Debug, Clone, Copy)]
+struct CommitStats {
+    /// Requests per commit.
+    mean_group: f64,
+    /// Time to write and commit one group.
+    mean_commit: Duration,
+    /// The share of the time the writer spent committing: near 1, the single writer is the bottleneck.
+    writer_busy: f64,
+}
+
+impl GroupCommits {
+    async fn scrape(target: &Arc<Target>) -> anyhow::Result<GroupCommits> {
+        let body = get(target, "/metrics").await?;
+        let text = String::from_utf8_lossy(&body);
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+                .ok_or_else(|| anyhow!("no {name} in /metrics"))
+        };
+        Ok(GroupCommits {
+            at: Instant::now(),
+            count: value("hapnd_group_commit_requests_count")?,
+            requests: value("hapnd_group_commit_requests_sum")?,
+            seconds: value("hapnd_group_commit_duration_seconds_sum")?,
+        })
+    }
+
+    fn since(&self, before: &GroupCommits) -> Option<CommitStats> {
+        let commits = self.count - before.count;
+        let wall = self.at.checked_duration_since(before.at)?.as_secs_f64();
+        let busy = self.seconds - before.seconds;
+        (commits > 0.0 && wall > 0.0).then(|| CommitStats {
+            mean_group: (self.requests - before.requests) / commits,
+            mean_commit: Duration::from_secs_f64(busy / commits),
+            writer_busy: busy / wall,
+        })
+    }
+}
+
+/// CPU time used so far by the server and by this process (the load generator), from `/proc/PID/stat`.
+struct CpuSample {
+    at: Instant,
+    server: Duration,
+    generator: Duration,
+}
+
+impl CpuSample {
+    fn take(server_pid: u32) -> Option<CpuSample> {
+        Some(CpuSample {
+            at: Instant::now(),
+            server: cpu_time(&server_pid.to_string())?,
+            generator: cpu_time("self")?,
+        })
+    }
+
+    /// Cores kept busy since `before`: (server, load generator).
+    fn cores_since(&self, before: &CpuSample) -> Option<(f64, f64)> {
+        let wall = self.at.checked_duration_since(before.at)?.as_secs_f64();
+        let cores = |now: Duration, then: Duration| now.saturating_sub(then).as_secs_f64() / wall;
+        (wall > 0.0).then(|| {
+            (
+                cores(self.server, before.server),
+                cores(self.generator, before.generator),
+            )
+        })
+    }
+}
+
+/// User plus system time of a process, all its threads.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may itself contain spaces: state is the
+    // first, utime the 12th and stime the 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|t| *t > 0)?;
+    Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The server process
+
+/// A running `hapnd serve` on a temporary data dir; dropping it kills the process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    key: String,
+    dir: TempDir,
+    exited: bool,
+}
+
+impl Server {
+    fn start(durability: &str) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir().context("create a temporary dir")?;
+        let log = File::create(dir.path().join("hapnd.log")).context("create the server log")?;
+        let mut command = Command::new(HAPND);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:0", "--durability", durability])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        // Only the flags above configure the server, not the environment the bench happens to run in.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("HAPND_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command.spawn().with_context(|| format!("start {HAPND}"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            key: String::new(),
+            dir,
+            exited: false,
+        };
+
+        // Reads stdout for the life of the process, so the server never writes into a full or closed pipe.
+        let (lines, printed) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            let line = printed
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| anyhow!("hapnd did not print its address; its log:\n{}", server.log_tail()))?;
+            if let Some(key) = line.strip_prefix("default tenant api key: ") {
+                server.key = key.trim().to_owned();
+            } else if let Some(addr) = line.strip_prefix("listening on http://") {
+                server.addr = addr
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("parse the address in {line:?}"))?;
+                break;
+            }
+        }
+        if server.key.is_empty() {
+            bail!("hapnd printed no default tenant api key");
+        }
+        Ok(server)
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id()).context("the pid does not fit pid_t")?;
+        // SAFETY: kill(2) with a valid signal on our own child, which is not reaped yet, so the pid is still its.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            bail!("send SIGTERM to hapnd: {}", std::io::Error::last_os_error());
+        }
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().context("wait for hapnd")? {
+                self.exited = true;
+                if !status.success() {
+                    bail!("hapnd exited with {status}; its log:\n{}", self.log_tail());
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("hapnd did not exit after SIGTERM; its log:\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("hapnd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The baseline
+
+/// The baseline at one batch size.
+struct Baseline {
+    /// Requests (one event each) per transaction.
+    batch: usize,
+    /// The aggregate ids are those this many clients send, interleaved.
+    clients: usize,
+    events_per_s: f64,
+    /// BEGIN to COMMIT, the counterpart of the server's group-commit duration.
+    mean_transaction: Duration,
+}
+
+/// The server's WAL checkpoints, mirrored from `store/sqlite/checkpoint.rs` (keep the two alike): the shard writer
+/// runs with `wal_autocheckpoint=0`, and a thread of its own runs a PASSIVE checkpoint every 200 ms on its own
+/// connection. It shares the disk with the writer's commits, so the baseline must pay for it too.
+struct Checkpoints {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Checkpoints {
+    const INTERVAL: Duration = Duration::from_millis(200);
+
+    fn spawn(path: PathBuf, durability: Durability) -> Checkpoints {
+        let (stop, stopped) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let conn = db::open(&path, Access::ReadWrite, durability).context("open the shard to checkpoint")?;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Checkpoints::INTERVAL) {
+                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    .context("checkpoint the baseline's shard")?;
+            }
+            Ok(())
+        });
+        Checkpoints { stop, thread }
+    }
+
+    fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.thread
+            .join()
+            .map_err(|_| anyhow!("the baseline's checkpoint thread panicked"))?
+    }
+}
+
+fn run_baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<Baseline> {
+    eprintln!("running the rusqlite baseline, {batch} request(s) per transaction, ids of {clients} client(s)");
+    baseline(options, batch, clients)
+}
+
+/// Writes scenario a's rows straight into a fresh shard file, `batch` requests per transaction. The aggregate ids are
+/// the ones `clients` clients of scenario a send, taking turns; this matters because each group then inserts into
+/// that many places of the streams' unique index, as the server's groups do.
+fn baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<Baseline> {
+    let dir = tempfile::tempdir().context("create a temporary dir")?;
+    let path = dir.path().join("shard-000.db");
+    let conn = open_shard_writer(&path, options.durability).context("open the shard")?;
+    let checkpoints = options
+        .baseline_checkpoints
+        .then(|| Checkpoints::spawn(path.clone(), options.durability));
+    let duration = match options.stop {
+        Stop::Seconds(duration) => duration,
+        Stop::Appends(_) => Duration::from_secs(3),
+    };
+    let from = Instant::now() + options.warmup;
+    let end = from + duration;
+    let mut sequence = 0_u64;
+    let mut position = 0_u64;
+    let mut events = 0_u64;
+    let mut transactions = 0_u32;
+    let mut in_transactions = Duration::ZERO;
+    let mut last_done = from;
+    loop {
+        let started = Instant::now();
+        if started >= end {
+            break;
+        }
+        // The shard writer's group: BEGIN IMMEDIATE, per request a savepoint around the stream lookup, the stream
+        // row and the event row, then one COMMIT. The statements are the writer's, character for character.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let recorded_at = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros())?;
+        for _ in 0..batch {
+            let aggregate_id = format!("order_{}_{}", sequence % clients as u64, sequence / clients as u64 + 1);
+            sequence += 1;
+            conn.prepare_cached("SAVEPOINT request")?.execute([])?;
+            let existing = conn
+                .prepare_cached(
+                    "SELECT stream_id, aggregate_type, version FROM streams WHERE tenant_id = ?1 AND aggregate_id = ?2",
+                )?
+                .query_row(params![BASELINE_TENANT.0, aggregate_id], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+                })
+                .optional()?;
+            if existing.is_some() {
+                bail!("the baseline's new aggregate {aggregate_id} already exists");
+            }
+            conn.prepare_cached(
+                "INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![BASELINE_TENANT.0, aggregate_id, "order", 1_i64])?;
+            let stream_id = conn.last_insert_rowid();
+            position += 1;
+            conn.prepare_cached(
+                "INSERT INTO events (event_key, stream_id, version, event_id, recorded_at, event_type, correlation_id,
+                                 causation_id, metadata, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                event_key(BASELINE_TENANT, position),
+                stream_id,
+                1_i64,
+                uuid::Uuid::new_v4().as_bytes(),
+                recorded_at,
+                EVENT_TYPE,
+                None::<String>,
+                None::<String>,
+                None::<String>,
+                EVENT_DATA,
+            ])?;
+            conn.prepare_cached("RELEASE request")?.execute([])?;
+        }
+        conn.execute_batch("COMMIT")?;
+        if started >= from {
+            last_done = Instant::now();
+            events += batch as u64;
+            transactions += 1;
+            in_transactions += last_done - started;
+        }
+    }
+    if let Some(checkpoints) = checkpoints {
+        checkpoints.stop()?;
+    }
+    let window = last_done.saturating_duration_since(from).as_secs_f64();
+    Ok(Baseline {
+        batch,
+        clients,
+        events_per_s: if window > 0.0 { events as f64 / window } else { 0.0 },
+        mean_transaction: in_transactions.checked_div(transactions).unwrap_or_default(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The table
+
+fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
+    let measure = match options.stop {
+        Stop::Seconds(duration) => format!("{} s", duration.as_secs_f64()),
+        Stop::Appends(count) => format!("{count} appends"),
+    };
+    let generator = match options.gen_threads {
+        0 => "current-thread".to_owned(),
+        threads => format!("{threads}-worker"),
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "hapnd append bench: durability {}, {cpus} CPUs shared by server and load generator ({generator} runtime), \
+         {} s warm-up + {measure} per row",
+        options.durability_arg(),
+        options.warmup.as_secs_f64(),
+    );
+
+    let header = [
+        "scenario",
+        "clients",
+        "requests/s",
+        "events/s",
+        "p50",
+        "p99",
+        "p99.9",
+        "group",
+        "commit",
+        "busy",
+        "CPU",
+        "errors",
+        "notes",
+    ];
+    let mut table = vec![header.map(str::to_owned)];
+    let mut footnotes = Vec::new();
+    let baselines: Vec<&Baseline> = rows
+        .iter()
+        .filter_map(|row| match row {
+            Row::Baseline(baseline) => Some(baseline),
+            Row::Server { .. } => None,
+        })
+        .collect();
+    for row in rows {
+        let (scenario, clients, measured) = match row {
+            Row::Server {
+                scenario,
+                clients,
+                measured,
+            } => (scenario, clients, measured),
+            Row::Baseline(baseline) => {
+                table.push(baseline_line(baseline));
+                continue;
+            }
+        };
+        let seconds = measured.window.as_secs_f64();
+        let rate = |count: u64| {
+            if seconds > 0.0 {
+                format!("{:.0}", count as f64 / seconds)
+            } else {
+                "-".to_owned()
+            }
+        };
+        let quantile = |histogram: &Histogram<u64>, q: f64| {
+            if histogram.is_empty() {
+                "-".to_owned()
+            } else {
+                format_micros(histogram.value_at_quantile(q))
+            }
+        };
+        let mut notes = Vec::new();
+        if *scenario == Scenario::Single
+            && let Some(commits) = measured.commits
+            && let Some(ceiling) = baselines
+                .iter()
+                .find(|b| b.batch == batch_of(commits.mean_group) && b.clients == *clients)
+            && ceiling.events_per_s > 0.0
+            && seconds > 0.0
+        {
+            let share = 100.0 * measured.events as f64 / seconds / ceiling.events_per_s;
+            notes.push(format!("{share:.0}% of baseline"));
+        }
+        if *scenario == Scenario::Hot {
+            let per_append = measured.conflicts as f64 / measured.requests.max(1) as f64;
+            notes.push(format!("{per_append:.1} conflicts/append"));
+            footnotes.push(format!(
+                "{} with {clients} client(s): {} conflicts; append latency including retries p50 {}, p99 {}, p99.9 {}",
+                scenario.label(),
+                measured.conflicts,
+                quantile(&measured.append_latency, 0.5),
+                quantile(&measured.append_latency, 0.99),
+                quantile(&measured.append_latency, 0.999),
+            ));
+        }
+        if measured.errors > 0 || !measured.problems.is_empty() {
+            notes.push("FAILED, see below".to_owned());
+        }
+        let commits = measured.commits;
+        table.push([
+            scenario.label().to_owned(),
+            clients.to_string(),
+            rate(measured.requests),
+            rate(measured.events),
+            quantile(&measured.latency, 0.5),
+            quantile(&measured.latency, 0.99),
+            quantile(&measured.latency, 0.999),
+            commits.map_or("-".to_owned(), |c| format!("{:.1}", c.mean_group)),
+            commits.map_or("-".to_owned(), |c| format_micros(micros(c.mean_commit))),
+            commits.map_or("-".to_owned(), |c| format!("{:.0}%", 100.0 * c.writer_busy)),
+            measured.cpu.map_or("-".to_owned(), |(server, generator)| {
+                format!("{server:.2}+{generator:.2}")
+            }),
+            if measured.errors > 0 {
+                format!("{} !!!", measured.errors)
+            } else {
+                "0".to_owned()
+            },
+            notes.join(", "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &table {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let width = widths[c];
+            let _ = if c == 0 || c == header.len() - 1 {
+                write!(line, "{cell:<width$}  ")
+            } else {
+                write!(line, "{cell:>width$}  ")
+            };
+        }
+        println!("{}", line.trim_end());
+    }
+    for footnote in footnotes {
+        println!("{footnote}");
+    }
+    println!("latency: per request, send to last byte. group: requests per group commit in the window (/metrics);");
+    println!("commit: its mean time; busy: share of the window the shard writer spent committing; CPU: cores used by");
+    println!("server+load generator. baseline: the writer's statements via rusqlite on a shard opened as the server");
+    println!("opens one, one thread, no HTTP, background checkpoints as in the server, `group` requests per");
+    println!(
+        "transaction, aggregate ids as `clients` clients send them. The run took {:.0} s.",
+        elapsed.as_secs_f64()
+    );
+}
+
+fn baseline_line(baseline: &Baseline) -> [String; 13] {
+    let rate = format!("{:.0}", baseline.events_per_s);
+    [
+        "baseline rusqlite".to_owned(),
+        baseline.clients.to_string(),
+        rate.clone(),
+        rate,
+        "-".to_owned(),
+        "-".to_owned(),
+        "-".to_owned(),
+        baseline.batch.to_string(),
+        format_micros(micros(baseline.mean_transaction)),
+        "100%".to_owned(),
+        "-".to_owned(),
+        "-".to_owned(),
+        String::new(),
+    ]
+}
+
+/// The baseline's requests per transaction for a mean group size.
+fn batch_of(mean_group: f64) -> usize {
+    (mean_group.round() as usize).max(1)
+}
+
+fn format_micros(micros: u64) -> String {
+    match micros {
+        0..1_000 => format!("{micros} µs"),
+        1_000..10_000 => format!("{:.2} ms", micros as f64 / 1e3),
+        10_000..100_000 => format!("{:.1} ms", micros as f64 / 1e3),
+        _ => format!("{:.0} ms", micros as f64 / 1e3),
+    }
+}
