@@ -746,6 +746,10 @@ struct GroupCommits {
     requests: f64,
     /// Seconds the writer spent writing and committing them.
     seconds: f64,
+    /// WAL fsyncs by the syncer (durability full), the seconds they took, and the requests they made durable.
+    syncs: f64,
+    sync_seconds: f64,
+    synced_requests: f64,
 }
 
 /// Group commits over a stretch of time.
@@ -757,6 +761,8 @@ struct CommitStats {
     mean_commit: Duration,
     /// The share of the time the writer spent committing: near 1, the single writer is the bottleneck.
     writer_busy: f64,
+    /// Mean WAL fsync time and requests made durable per fsync; `None` without fsyncs (durability normal).
+    sync: Option<(Duration, f64)>,
 }
 
 impl GroupCommits {
@@ -773,6 +779,9 @@ impl GroupCommits {
             count: value("hapnd_group_commit_requests_count")?,
             requests: value("hapnd_group_commit_requests_sum")?,
             seconds: value("hapnd_group_commit_duration_seconds_sum")?,
+            syncs: value("hapnd_wal_sync_duration_seconds_count")?,
+            sync_seconds: value("hapnd_wal_sync_duration_seconds_sum")?,
+            synced_requests: value("hapnd_wal_sync_requests_sum")?,
         })
     }
 
@@ -784,6 +793,15 @@ impl GroupCommits {
             mean_group: (self.requests - before.requests) / commits,
             mean_commit: Duration::from_secs_f64(busy / commits),
             writer_busy: busy / wall,
+            sync: {
+                let syncs = self.syncs - before.syncs;
+                (syncs > 0.0).then(|| {
+                    (
+                        Duration::from_secs_f64((self.sync_seconds - before.sync_seconds) / syncs),
+                        (self.synced_requests - before.synced_requests) / syncs,
+                    )
+                })
+            },
         })
     }
 }
@@ -1113,6 +1131,7 @@ fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
         "group",
         "commit",
         "busy",
+        "fsync×reqs",
         "CPU",
         "errors",
         "notes",
@@ -1192,6 +1211,9 @@ fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
             commits.map_or("-".to_owned(), |c| format!("{:.1}", c.mean_group)),
             commits.map_or("-".to_owned(), |c| format_micros(micros(c.mean_commit))),
             commits.map_or("-".to_owned(), |c| format!("{:.0}%", 100.0 * c.writer_busy)),
+            commits.and_then(|c| c.sync).map_or("-".to_owned(), |(took, groups)| {
+                format!("{}×{groups:.1}", format_micros(micros(took)))
+            }),
             measured.cpu.map_or("-".to_owned(), |(server, generator)| {
                 format!("{server:.2}+{generator:.2}")
             }),
@@ -1222,8 +1244,9 @@ fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
         println!("{footnote}");
     }
     println!("latency: per request, send to last byte. group: requests per group commit in the window (/metrics);");
-    println!("commit: its mean time; busy: share of the window the shard writer spent committing; CPU: cores used by");
-    println!("server+load generator. baseline: the writer's statements via rusqlite on a shard opened as the server");
+    println!("commit: its mean time; busy: share of the window the shard writer spent committing; fsync×reqs: mean");
+    println!("WAL fsync of the syncer and the requests each made durable; CPU: cores used by server+load generator.");
+    println!("baseline: the writer's statements via rusqlite on a shard opened as the server");
     println!("opens one, one thread, no HTTP, background checkpoints as in the server, `group` requests per");
     println!(
         "transaction, aggregate ids as `clients` clients send them. The run took {:.0} s.",
@@ -1231,7 +1254,7 @@ fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
     );
 }
 
-fn baseline_line(baseline: &Baseline) -> [String; 13] {
+fn baseline_line(baseline: &Baseline) -> [String; 14] {
     let rate = format!("{:.0}", baseline.events_per_s);
     [
         "baseline rusqlite".to_owned(),
@@ -1244,6 +1267,7 @@ fn baseline_line(baseline: &Baseline) -> [String; 13] {
         baseline.batch.to_string(),
         format_micros(micros(baseline.mean_transaction)),
         "100%".to_owned(),
+        "-".to_owned(),
         "-".to_owned(),
         "-".to_owned(),
         String::new(),

@@ -23,6 +23,8 @@ pub struct StoreMetrics {
     pub group_commit_requests: Histogram,
     pub group_commit_events: Histogram,
     pub group_commit_duration: Histogram,
+    pub wal_sync_duration: Histogram,
+    pub wal_sync_requests: Histogram,
     pub queue_depth: Family<ShardLabel, Gauge>,
 }
 
@@ -56,6 +58,8 @@ impl Metrics {
             group_commit_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             group_commit_events: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
             group_commit_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            wal_sync_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            wal_sync_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             queue_depth: Family::default(),
         };
         registry.register(
@@ -72,6 +76,16 @@ impl Metrics {
             "hapnd_group_commit_duration_seconds",
             "Time to write and commit one group",
             store.group_commit_duration.clone(),
+        );
+        registry.register(
+            "hapnd_wal_sync_duration_seconds",
+            "Time of one fsync of a shard's WAL (durability full), which makes the groups committed before it durable",
+            store.wal_sync_duration.clone(),
+        );
+        registry.register(
+            "hapnd_wal_sync_requests",
+            "Append requests made durable by one WAL fsync",
+            store.wal_sync_requests.clone(),
         );
         registry.register(
             "hapnd_shard_queue_depth",

@@ -75,6 +75,14 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::ShuttingDown => ApiError::unavailable(),
+            StoreError::NotDurable => {
+                tracing::error!("append refused: the shard's storage failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_failed",
+                    "the server's storage failed and it takes no writes until an operator restarts it",
+                )
+            }
             error => {
                 tracing::error!(%error, "store failure");
                 ApiError::internal()

@@ -122,6 +122,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("the commit could not be made durable (fsync failed); the shard takes no more writes")]
+    NotDurable,
     #[error("group commit failed: {0}")]
     CommitFailed(String),
     #[error(transparent)]

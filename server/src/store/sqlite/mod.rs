@@ -5,8 +5,11 @@
 //! recorded in the catalog), so a tenant never moves.
 
 mod checkpoint;
+mod durable;
+mod queue;
 mod reader;
 pub mod schema;
+mod syncer;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +20,11 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use self::checkpoint::Checkpointer;
+use self::durable::DurableHeads;
+use self::queue::WorkQueue;
 use self::reader::ReaderPool;
-use self::writer::{Command, WriterHandle};
+use self::syncer::Syncer;
+use self::writer::{Command, WriterHandle, WriterParts};
 use crate::catalog::TenantId;
 use crate::db::{self, Access, Durability};
 use crate::metrics::{ShardLabel, StoreMetrics};
@@ -43,6 +49,8 @@ pub struct SqliteStore {
 struct Shard {
     writer: WriterHandle,
     readers: Arc<ReaderPool>,
+    /// Set when an fsync of the shard failed: it then refuses writes until restarted (see syncer.rs).
+    failed: Arc<AtomicBool>,
 }
 
 /// The file of shard `index`.
@@ -50,7 +58,8 @@ pub fn shard_path(data_dir: &Path, index: usize) -> PathBuf {
     data_dir.join(SHARDS_DIR).join(format!("shard-{index:03}.db"))
 }
 
-/// Opens a shard's write connection and brings its schema up to date.
+/// Opens a shard's write connection and brings its schema up to date. With `Durability::Full` every commit on it
+/// fsyncs the WAL; the store itself instead opens it with `Normal` and fsyncs from its syncer, off the writer thread.
 pub fn open_shard_writer(path: &Path, durability: Durability) -> Result<rusqlite::Connection, StoreError> {
     let mut conn = db::open(path, Access::ReadWrite, durability)?;
     db::migrate(&mut conn, schema::MIGRATIONS)?;
@@ -61,6 +70,13 @@ pub fn open_shard_writer(path: &Path, durability: Durability) -> Result<rusqlite
     Ok(conn)
 }
 
+/// SQLite's write-ahead log beside a database file.
+fn wal_path(db_path: &Path) -> PathBuf {
+    let mut name = db_path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 impl SqliteStore {
     pub fn open(config: &SqliteConfig, metrics: &StoreMetrics) -> Result<Self, StoreError> {
         std::fs::create_dir_all(config.data_dir.join(SHARDS_DIR))?;
@@ -69,17 +85,43 @@ impl SqliteStore {
             .map(|index| shard_path(&config.data_dir, index))
             .collect();
         for (index, path) in paths.iter().cloned().enumerate() {
-            let conn = open_shard_writer(&path, config.durability)?;
+            let conn = open_shard_writer(&path, Durability::Normal)?;
+            let durable = Arc::new(DurableHeads::default());
+            let failed = Arc::new(AtomicBool::new(false));
+            let queue = Arc::new(WorkQueue::new());
+            let syncer = match config.durability {
+                Durability::Full => {
+                    let wal = wal_path(&path);
+                    syncer::sync_existing_wal(&wal)?;
+                    Some(Syncer::spawn(
+                        index,
+                        wal,
+                        durable.clone(),
+                        failed.clone(),
+                        metrics.clone(),
+                        queue.clone(),
+                    )?)
+                }
+                Durability::Normal => None,
+            };
             let queue_depth = metrics
                 .queue_depth
                 .get_or_create(&ShardLabel {
                     shard: index.to_string(),
                 })
                 .clone();
-            let writer = WriterHandle::spawn(index, conn, metrics.clone(), queue_depth)?;
+            let parts = WriterParts {
+                shard: index,
+                queue,
+                metrics: metrics.clone(),
+                queue_depth,
+                syncer,
+                durable: durable.clone(),
+            };
             shards.push(Shard {
-                writer,
-                readers: Arc::new(ReaderPool::new(path, config.durability)),
+                writer: WriterHandle::spawn(conn, parts)?,
+                readers: Arc::new(ReaderPool::new(path, durable)),
+                failed,
             });
         }
         let checkpointer = Checkpointer::spawn(paths, config.durability)?;
@@ -101,15 +143,24 @@ impl EventStore for SqliteStore {
         if !self.accepting.load(Ordering::Acquire) {
             return Err(AppendError::Unavailable);
         }
-        let writer = &self.shard(tenant).writer;
+        let shard = self.shard(tenant);
+        if shard.failed.load(Ordering::Acquire) {
+            return Err(AppendError::Storage(StoreError::NotDurable));
+        }
+        let writer = &shard.writer;
+        let permit = Arc::clone(&writer.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| AppendError::Unavailable)?;
         let (reply, answer) = oneshot::channel();
         writer.queue_depth.inc();
-        if writer
-            .sender
-            .send(Command::Append { tenant, request, reply })
-            .await
-            .is_err()
-        {
+        let command = Command::Append {
+            tenant,
+            request,
+            reply,
+            permit,
+        };
+        if writer.queue.push(command).is_err() {
             writer.queue_depth.dec();
             return Err(AppendError::Unavailable);
         }
@@ -135,14 +186,14 @@ impl EventStore for SqliteStore {
     }
 
     fn is_ready(&self) -> bool {
-        self.accepting.load(Ordering::Acquire)
+        self.accepting.load(Ordering::Acquire) && !self.shards.iter().any(|s| s.failed.load(Ordering::Acquire))
     }
 
     async fn shutdown(&self) {
         self.accepting.store(false, Ordering::Release);
         for shard in &self.shards {
             shard.writer.queue_depth.inc();
-            if shard.writer.sender.send(Command::Stop).await.is_err() {
+            if shard.writer.queue.push(Command::Stop).is_err() {
                 shard.writer.queue_depth.dec();
             }
         }

@@ -2,11 +2,13 @@
 //! snapshot even while the writer commits), and gives it back. Reads run on tokio's blocking pool.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
+use super::durable::DurableHeads;
 use super::schema::{event_key, position_of};
 use super::writer::load_head;
 use crate::catalog::TenantId;
@@ -19,15 +21,15 @@ const IDLE_READERS: usize = 8;
 
 pub(super) struct ReaderPool {
     path: PathBuf,
-    durability: Durability,
+    durable: Arc<DurableHeads>,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl ReaderPool {
-    pub fn new(path: PathBuf, durability: Durability) -> Self {
+    pub fn new(path: PathBuf, durable: Arc<DurableHeads>) -> Self {
         ReaderPool {
             path,
-            durability,
+            durable,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -35,7 +37,7 @@ impl ReaderPool {
     fn with_snapshot<T>(&self, read: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = match self.idle.lock().pop() {
             Some(conn) => conn,
-            None => db::open(&self.path, Access::ReadOnly, self.durability)?,
+            None => db::open(&self.path, Access::ReadOnly, Durability::Normal)?,
         };
         conn.prepare_cached("BEGIN")?.execute([])?;
         let result = read(&conn);
@@ -68,18 +70,35 @@ impl ReaderPool {
             let Some((stream_id, aggregate_type, version)) = stream else {
                 return Ok(None);
             };
+            // The query above took this transaction's snapshot; only now may the cap be read (see durable.rs).
+            let cap = self.durable.cap(tenant).unwrap_or(MAX_POSITION);
+            let version = if cap == MAX_POSITION {
+                version.unsigned_abs()
+            } else {
+                // The stream's last event that is durable; none yet means the aggregate does not exist for readers.
+                let durable_version: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT version FROM events WHERE stream_id = ?1 AND event_key <= ?2 ORDER BY version DESC LIMIT 1",
+                    )?
+                    .query_row(params![stream_id, event_key(tenant, cap)], |row| row.get(0))
+                    .optional()?;
+                match durable_version {
+                    Some(version) => version.unsigned_abs(),
+                    None => return Ok(None),
+                }
+            };
             let mut stmt = conn.prepare_cached(
                 "SELECT event_key, version, event_id, recorded_at, event_type, correlation_id, causation_id, metadata, data
-                 FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3",
+                 FROM events WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3 ORDER BY version LIMIT ?4",
             )?;
-            let mut rows = stmt.query(params![stream_id, clamp_i64(from_version), limit])?;
+            let mut rows = stmt.query(params![stream_id, clamp_i64(from_version), clamp_i64(version), limit])?;
             let mut events = Vec::new();
             while let Some(row) = rows.next()? {
                 events.push(recorded_event(row, aggregate_id.to_owned(), aggregate_type.clone())?);
             }
             Ok(Some(StreamPage {
                 aggregate_type,
-                version: version.unsigned_abs(),
+                version,
                 events,
             }))
         })
@@ -87,17 +106,19 @@ impl ReaderPool {
 
     pub fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError> {
         self.with_snapshot(|conn| {
-            let head_position = load_head(conn, tenant)?;
+            let stored_head = load_head(conn, tenant)?;
+            // The query above took this transaction's snapshot; only now may the cap be read (see durable.rs).
+            let head_position = self.durable.cap(tenant).map_or(stored_head, |cap| cap.min(stored_head));
             let mut stmt = conn.prepare_cached(
                 "SELECT e.event_key, e.version, e.event_id, e.recorded_at, e.event_type, e.correlation_id,
                         e.causation_id, e.metadata, e.data, s.aggregate_id, s.aggregate_type
                  FROM events e JOIN streams s ON s.stream_id = e.stream_id
                  WHERE e.event_key > ?1 AND e.event_key <= ?2 ORDER BY e.event_key LIMIT ?3",
             )?;
-            let after = after.min(MAX_POSITION);
+            let after = after.min(head_position);
             let mut rows = stmt.query(params![
                 event_key(tenant, after),
-                event_key(tenant, MAX_POSITION),
+                event_key(tenant, head_position),
                 limit
             ])?;
             let mut events = Vec::new();

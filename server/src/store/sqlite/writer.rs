@@ -1,30 +1,36 @@
 //! A shard's single writer: one thread that owns the shard's only write connection and commits appends in groups.
 //!
-//! Requests queue on a channel. The thread takes everything waiting (up to a cap), writes each request inside its own
-//! savepoint, commits once, and only then answers every request of the group. While one group's fsync runs, the next
-//! group queues up, so the cost of a durable commit is shared by all concurrent writers.
+//! Requests queue in a [`WorkQueue`]. The thread opens a transaction, writes each request as it arrives inside a
+//! savepoint of its own (a failing request leaves nothing behind), and commits the group when it is worth it: at once
+//! with `durability = normal`; with `full`, when the syncer has finished the previous group's fsync (see syncer.rs),
+//! so that while one group is being made durable the next one is already being written. Requests are answered only
+//! after their group is committed and, with `full`, synced.
 //!
 //! Global positions are handed out here, in commit order, by the only writer of the tenant's shard; a group commits
 //! atomically, so every position below a visible one is visible too: the log is gapless for readers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use prometheus_client::metrics::gauge::Gauge;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use uuid::Uuid;
 
+use super::durable::DurableHeads;
+use super::queue::WorkQueue;
 use super::schema::{event_key, position_of};
+use super::syncer::{CommittedGroup, Syncer};
 use crate::catalog::TenantId;
 use crate::metrics::StoreMetrics;
 use crate::store::{AppendError, AppendOutcome, AppendRequest, AppendedEvent, MAX_POSITION, NewEvent, StoreError};
 use crate::time_util::unix_micros;
 
 /// Requests waiting beyond this make senders wait: backpressure instead of unbounded memory.
-const QUEUE_CAPACITY: usize = 8192;
+pub(super) const QUEUE_CAPACITY: usize = 8192;
 /// Caps one transaction so a burst cannot make a single commit (and every answer in it) arbitrarily late.
 const MAX_GROUP_REQUESTS: usize = 1024;
 const MAX_GROUP_EVENTS: usize = 20_000;
@@ -36,6 +42,8 @@ pub(super) enum Command {
         tenant: TenantId,
         request: AppendRequest,
         reply: Reply,
+        /// Released when the writer takes the request, making room in the queue.
+        permit: OwnedSemaphorePermit,
     },
     /// Everything queued before this is committed and answered, then the thread ends.
     Stop,
@@ -43,26 +51,48 @@ pub(super) enum Command {
 
 /// The sending side, held by the store.
 pub(super) struct WriterHandle {
-    pub sender: mpsc::Sender<Command>,
+    pub queue: Arc<WorkQueue<Command>>,
+    pub permits: Arc<Semaphore>,
     pub queue_depth: Gauge,
     pub thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
+/// What the writer thread owns besides its connection.
+pub(super) struct WriterParts {
+    pub shard: usize,
+    pub queue: Arc<WorkQueue<Command>>,
+    pub metrics: StoreMetrics,
+    pub queue_depth: Gauge,
+    /// Present with `durability = full`: commits are answered by the syncer after an fsync.
+    pub syncer: Option<Syncer>,
+    pub durable: Arc<DurableHeads>,
+}
+
 impl WriterHandle {
-    pub fn spawn(shard: usize, conn: Connection, metrics: StoreMetrics, queue_depth: Gauge) -> std::io::Result<Self> {
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+    pub fn spawn(conn: Connection, parts: WriterParts) -> std::io::Result<Self> {
+        let WriterParts {
+            shard,
+            queue,
+            metrics,
+            queue_depth,
+            syncer,
+            durable,
+        } = parts;
         let writer = Writer {
             conn,
-            receiver,
+            queue: queue.clone(),
             heads: HashMap::new(),
             metrics,
             queue_depth: queue_depth.clone(),
+            syncer,
+            durable,
         };
         let thread = std::thread::Builder::new()
             .name(format!("shard-{shard}-writer"))
             .spawn(move || writer.run())?;
         Ok(WriterHandle {
-            sender,
+            queue,
+            permits: Arc::new(Semaphore::new(QUEUE_CAPACITY)),
             queue_depth,
             thread: parking_lot::Mutex::new(Some(thread)),
         })
@@ -71,127 +101,215 @@ impl WriterHandle {
 
 struct Writer {
     conn: Connection,
-    receiver: mpsc::Receiver<Command>,
+    queue: Arc<WorkQueue<Command>>,
     /// Each tenant's last committed position. Only this thread writes the shard, so the cache cannot go stale; it is
     /// dropped whenever a commit fails.
     heads: HashMap<TenantId, u64>,
     metrics: StoreMetrics,
     queue_depth: Gauge,
+    syncer: Option<Syncer>,
+    durable: Arc<DurableHeads>,
 }
 
-struct Pending {
-    tenant: TenantId,
-    request: AppendRequest,
-    reply: Reply,
+/// The transaction being filled: requests written but not yet committed.
+struct OpenGroup {
+    started: Instant,
+    answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>,
+    events: usize,
+    /// Per tenant written, its head before and after the group.
+    heads: HashMap<TenantId, (u64, u64)>,
 }
 
-/// Failures of savepoint bookkeeping or the commit itself: they doom the whole group.
+impl OpenGroup {
+    fn is_full(&self) -> bool {
+        self.answers.len() >= MAX_GROUP_REQUESTS || self.events >= MAX_GROUP_EVENTS
+    }
+}
+
+/// Failures of transaction or savepoint bookkeeping, or of the commit itself: they doom the whole group.
 struct GroupFailed(rusqlite::Error);
 
 impl Writer {
     fn run(mut self) {
-        let mut group = Vec::new();
+        let mut commands = Vec::new();
+        let mut open: Option<OpenGroup> = None;
         let mut stopping = false;
-        while !stopping {
-            let Some(first) = self.receiver.blocking_recv() else {
+        loop {
+            // Decide whether to commit what is open, and otherwise how long to wait for more.
+            let mut until = None;
+            if let Some(group) = &open {
+                match self.ready_to_commit(group, stopping) {
+                    Ok(()) => {
+                        if let Some(group) = open.take() {
+                            self.commit(group);
+                        }
+                        continue;
+                    }
+                    Err(later) => until = later,
+                }
+            } else if stopping {
                 break;
+            }
+            let room = match &open {
+                Some(group) if group.is_full() => 0,
+                Some(group) => MAX_GROUP_REQUESTS - group.answers.len(),
+                None => MAX_GROUP_REQUESTS,
             };
-            let mut events = 0;
-            let mut next = Some(first);
-            while let Some(command) = next.take() {
+            self.queue.take(&mut commands, room, true, until);
+            for command in commands.drain(..) {
                 self.queue_depth.dec();
                 match command {
                     Command::Stop => stopping = true,
-                    Command::Append { tenant, request, reply } => {
-                        events += request.events.len();
-                        group.push(Pending { tenant, request, reply });
+                    Command::Append {
+                        tenant,
+                        request,
+                        reply,
+                        permit,
+                    } => {
+                        drop(permit);
+                        if stopping {
+                            // Sent after Stop was queued (a race with shutdown): refuse rather than lose it silently.
+                            let _ = reply.send(Err(AppendError::Unavailable));
+                            continue;
+                        }
+                        self.add(&mut open, tenant, &request, reply);
                     }
                 }
-                if stopping || group.len() >= MAX_GROUP_REQUESTS || events >= MAX_GROUP_EVENTS {
-                    break;
-                }
-                next = self.receiver.try_recv().ok();
             }
-            if !group.is_empty() {
-                self.commit_group(&mut group, events);
+        }
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
+        for command in self.queue.close() {
+            if let Command::Append { reply, .. } = command {
+                self.queue_depth.dec();
+                let _ = reply.send(Err(AppendError::Unavailable));
             }
         }
         tracing::debug!("shard writer stopped");
     }
 
-    fn commit_group(&mut self, group: &mut Vec<Pending>, event_count: usize) {
-        let started = Instant::now();
-        let mut heads = HashMap::new();
-        let result = self.write_group(group, &mut heads);
-        let results = match result {
-            Ok(results) => {
-                self.heads.extend(heads);
-                self.metrics.group_commit_requests.observe(group.len() as f64);
-                self.metrics.group_commit_events.observe(event_count as f64);
-                results
-            }
-            Err(GroupFailed(error)) => {
-                tracing::error!(%error, requests = group.len(), "group commit failed; no request of the group was stored");
-                // The transaction may or may not still be open; a failed ROLLBACK just means it is not.
-                let _ = self.conn.execute_batch("ROLLBACK");
-                self.heads.clear();
-                let message = error.to_string();
-                group
-                    .iter()
-                    .map(|_| Err(AppendError::Storage(StoreError::CommitFailed(message.clone()))))
-                    .collect()
-            }
-        };
-        self.metrics
-            .group_commit_duration
-            .observe(started.elapsed().as_secs_f64());
-        for (pending, result) in group.drain(..).zip(results) {
-            // The client may have gone away; the events are stored either way.
-            let _ = pending.reply.send(result);
+    fn ready_to_commit(&self, group: &OpenGroup, stopping: bool) -> Result<(), Option<Instant>> {
+        match &self.syncer {
+            None => Ok(()),
+            Some(syncer) => syncer.ready_for(group.answers.len(), stopping || group.is_full()),
         }
     }
 
-    fn write_group(
-        &mut self,
-        group: &[Pending],
-        heads: &mut HashMap<TenantId, u64>,
-    ) -> Result<Vec<Result<AppendOutcome, AppendError>>, GroupFailed> {
-        let conn = &self.conn;
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(GroupFailed)?;
-        let recorded_at = unix_micros(OffsetDateTime::now_utc());
-        let mut results = Vec::with_capacity(group.len());
-        for pending in group {
-            conn.prepare_cached("SAVEPOINT request")
-                .and_then(|mut s| s.execute([]))
-                .map_err(GroupFailed)?;
-            let mut staged_head = None;
-            let result = append_one(
-                conn,
-                &self.heads,
-                heads,
-                pending.tenant,
-                &pending.request,
-                recorded_at,
-                &mut staged_head,
-            );
-            if result.is_err() {
-                conn.prepare_cached("ROLLBACK TO request")
-                    .and_then(|mut s| s.execute([]))
-                    .map_err(GroupFailed)?;
+    /// Writes one request into the open group, opening one when needed.
+    fn add(&mut self, open: &mut Option<OpenGroup>, tenant: TenantId, request: &AppendRequest, reply: Reply) {
+        if open.is_none() {
+            if let Err(error) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+                tracing::error!(%error, "begin a group");
+                let _ = reply.send(Err(AppendError::Storage(StoreError::CommitFailed(error.to_string()))));
+                return;
             }
-            conn.prepare_cached("RELEASE request")
-                .and_then(|mut s| s.execute([]))
-                .map_err(GroupFailed)?;
-            if let (Ok(_), Some(head)) = (&result, staged_head) {
-                heads.insert(pending.tenant, head);
-            }
-            if let Err(AppendError::Storage(error)) = &result {
-                tracing::error!(%error, aggregate = %pending.request.aggregate_id, "append failed in storage");
-            }
-            results.push(result);
+            *open = Some(OpenGroup {
+                started: Instant::now(),
+                answers: Vec::new(),
+                events: 0,
+                heads: HashMap::new(),
+            });
         }
-        conn.execute_batch("COMMIT").map_err(GroupFailed)?;
-        Ok(results)
+        let Some(group) = open.as_mut() else { return };
+        match self.write_request(group, tenant, request) {
+            Ok(answer) => {
+                group.events += request.events.len();
+                group.answers.push((reply, answer));
+            }
+            Err(GroupFailed(error)) => {
+                let group = open.take();
+                self.fail(group, error, Some(reply));
+            }
+        }
+    }
+
+    fn write_request(
+        &self,
+        group: &mut OpenGroup,
+        tenant: TenantId,
+        request: &AppendRequest,
+    ) -> Result<Result<AppendOutcome, AppendError>, GroupFailed> {
+        let conn = &self.conn;
+        let exec = |sql: &str| {
+            conn.prepare_cached(sql)
+                .and_then(|mut s| s.execute([]))
+                .map_err(GroupFailed)
+        };
+        exec("SAVEPOINT request")?;
+        let mut staged = None;
+        let recorded_at = unix_micros(OffsetDateTime::now_utc());
+        let result = append_one(
+            conn,
+            &self.heads,
+            &group.heads,
+            tenant,
+            request,
+            recorded_at,
+            &mut staged,
+        );
+        if result.is_err() {
+            exec("ROLLBACK TO request")?;
+        }
+        exec("RELEASE request")?;
+        if let (Ok(_), Some((before, after))) = (&result, staged) {
+            group.heads.entry(tenant).or_insert((before, after)).1 = after;
+        }
+        if let Err(AppendError::Storage(error)) = &result {
+            tracing::error!(%error, aggregate = %request.aggregate_id, "append failed in storage");
+        }
+        Ok(result)
+    }
+
+    fn commit(&mut self, group: OpenGroup) {
+        if self.syncer.is_some() {
+            for (tenant, (before, _)) in &group.heads {
+                self.durable.reserve(*tenant, *before);
+            }
+        }
+        if let Err(error) = self.conn.execute_batch("COMMIT") {
+            self.fail(Some(group), error, None);
+            return;
+        }
+        self.heads
+            .extend(group.heads.iter().map(|(tenant, (_, after))| (*tenant, *after)));
+        self.metrics.group_commit_requests.observe(group.answers.len() as f64);
+        self.metrics.group_commit_events.observe(group.events as f64);
+        self.metrics
+            .group_commit_duration
+            .observe(group.started.elapsed().as_secs_f64());
+        match &self.syncer {
+            Some(syncer) => syncer.hand_over(CommittedGroup {
+                answers: group.answers,
+                heads: group
+                    .heads
+                    .into_iter()
+                    .map(|(tenant, (_, after))| (tenant, after))
+                    .collect(),
+            }),
+            None => {
+                for (reply, answer) in group.answers {
+                    // The client may have gone away; the events are stored either way.
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+
+    /// Rolls the open transaction back and fails every request in it.
+    fn fail(&mut self, group: Option<OpenGroup>, error: rusqlite::Error, extra: Option<Reply>) {
+        let requests = group.as_ref().map_or(0, |g| g.answers.len()) + usize::from(extra.is_some());
+        tracing::error!(%error, requests, "group commit failed; no request of the group was stored");
+        // The transaction may or may not still be open; a failed ROLLBACK just means it is not.
+        let _ = self.conn.execute_batch("ROLLBACK");
+        self.heads.clear();
+        let message = error.to_string();
+        let replies = group
+            .into_iter()
+            .flat_map(|g| g.answers.into_iter().map(|(reply, _)| reply));
+        for reply in replies.chain(extra) {
+            let _ = reply.send(Err(AppendError::Storage(StoreError::CommitFailed(message.clone()))));
+        }
     }
 }
 
@@ -201,16 +319,16 @@ struct StreamRow {
     version: u64,
 }
 
-/// Checks and writes one request inside the current savepoint. On success `staged_head` is the tenant's new head; it
-/// becomes visible to later requests of the group only once the savepoint is released.
+/// Checks and writes one request inside the current savepoint. On success `staged` holds the tenant's head before
+/// and after it; the new head becomes visible to later requests of the group only once the savepoint is released.
 fn append_one(
     conn: &Connection,
     committed_heads: &HashMap<TenantId, u64>,
-    group_heads: &HashMap<TenantId, u64>,
+    group_heads: &HashMap<TenantId, (u64, u64)>,
     tenant: TenantId,
     request: &AppendRequest,
     recorded_at: i64,
-    staged_head: &mut Option<u64>,
+    staged: &mut Option<(u64, u64)>,
 ) -> Result<AppendOutcome, AppendError> {
     let stream = load_stream(conn, tenant, &request.aggregate_id)?;
 
@@ -247,7 +365,11 @@ fn append_one(
             .ok_or(AppendError::AggregateTypeRequired)?,
     };
 
-    let head = match group_heads.get(&tenant).or_else(|| committed_heads.get(&tenant)) {
+    let head = match group_heads
+        .get(&tenant)
+        .map(|(_, after)| after)
+        .or_else(|| committed_heads.get(&tenant))
+    {
         Some(head) => *head,
         None => load_head(conn, tenant)?,
     };
@@ -312,7 +434,7 @@ fn append_one(
             global_position: position,
         });
     }
-    *staged_head = Some(head + count);
+    *staged = Some((head, head + count));
     Ok(AppendOutcome {
         aggregate_type,
         events: appended,
