@@ -18,7 +18,6 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use hapnd_server::catalog::TenantId;
-use hapnd_server::db::{self, Access, Durability};
-use hapnd_server::store::sqlite::open_shard_writer;
+use hapnd_server::db::Durability;
+use hapnd_server::store::sqlite::{Checkpointer, open_shard_writer};
 use hapnd_server::store::sqlite::schema::event_key;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -972,38 +971,6 @@ struct Baseline {
     mean_transaction: Duration,
 }
 
-/// The server's WAL checkpoints, mirrored from `store/sqlite/checkpoint.rs` (keep the two alike): the shard writer
-/// runs with `wal_autocheckpoint=0`, and a thread of its own runs a PASSIVE checkpoint every 200 ms on its own
-/// connection. It shares the disk with the writer's commits, so the baseline must pay for it too.
-struct Checkpoints {
-    stop: mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Checkpoints {
-    const INTERVAL: Duration = Duration::from_millis(200);
-
-    fn spawn(path: PathBuf, durability: Durability) -> Checkpoints {
-        let (stop, stopped) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let conn = db::open(&path, Access::ReadWrite, durability).context("open the shard to checkpoint")?;
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Checkpoints::INTERVAL) {
-                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    .context("checkpoint the baseline's shard")?;
-            }
-            Ok(())
-        });
-        Checkpoints { stop, thread }
-    }
-
-    fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.thread
-            .join()
-            .map_err(|_| anyhow!("the baseline's checkpoint thread panicked"))?
-    }
-}
-
 fn run_baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<Baseline> {
     eprintln!("running the rusqlite baseline, {batch} request(s) per transaction, ids of {clients} client(s)");
     baseline(options, batch, clients)
@@ -1018,7 +985,9 @@ fn baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<B
     let conn = open_shard_writer(&path, options.durability).context("open the shard")?;
     let checkpoints = options
         .baseline_checkpoints
-        .then(|| Checkpoints::spawn(path.clone(), options.durability));
+        .then(|| Checkpointer::spawn(vec![path.clone()], options.durability))
+        .transpose()
+        .context("start the baseline's checkpoints")?;
     let duration = match options.stop {
         Stop::Seconds(duration) => duration,
         Stop::Appends(_) => Duration::from_secs(3),
@@ -1089,7 +1058,7 @@ fn baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<B
         }
     }
     if let Some(checkpoints) = checkpoints {
-        checkpoints.stop()?;
+        checkpoints.stop();
     }
     let window = last_done.saturating_duration_since(from).as_secs_f64();
     Ok(Baseline {

@@ -14,7 +14,8 @@ use crate::db::{self, Access, Durability};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 
-pub(super) struct Checkpointer {
+/// Public so the append benchmark's raw-SQLite baseline pays for checkpoints exactly as the server does.
+pub struct Checkpointer {
     stop: Sender<()>,
     thread: JoinHandle<()>,
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use self::checkpoint::Checkpointer;
+pub use self::checkpoint::Checkpointer;
 use self::durable::DurableHeads;
 use self::queue::WorkQueue;
 use self::reader::ReaderPool;
