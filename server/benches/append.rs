@@ -1213,7 +1213,7 @@ fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
         println!("{footnote}");
     }
     println!("latency: per request, send to last byte. group: requests per group commit in the window (/metrics);");
-    println!("commit: its mean time; busy: share of the window the shard writer spent committing; fsync×reqs: mean");
+    println!("commit: a group's first write to its commit; busy: share of the window a group was open; fsync×reqs: mean");
     println!("WAL fsync of the syncer and the requests each made durable; CPU: cores used by server+load generator.");
     println!("baseline: the writer's statements via rusqlite on a shard opened as the server");
     println!("opens one, one thread, no HTTP, background checkpoints as in the server, `group` requests per");
