@@ -758,7 +758,7 @@ struct CommitStats {
     mean_group: f64,
     /// Time to write and commit one group.
     mean_commit: Duration,
-    /// The share of the time the writer spent committing: near 1, the single writer is the bottleneck.
+    /// The share of the time a group was open (being filled, or waiting for the syncer).
     writer_busy: f64,
     /// Mean WAL fsync time and requests made durable per fsync; `None` without fsyncs (durability normal).
     sync: Option<(Duration, f64)>,
@@ -1213,7 +1213,9 @@ fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
         println!("{footnote}");
     }
     println!("latency: per request, send to last byte. group: requests per group commit in the window (/metrics);");
-    println!("commit: a group's first write to its commit; busy: share of the window a group was open; fsync×reqs: mean");
+    println!(
+        "commit: a group's first write to its commit; busy: share of the window a group was open; fsync×reqs: mean"
+    );
     println!("WAL fsync of the syncer and the requests each made durable; CPU: cores used by server+load generator.");
     println!("baseline: the writer's statements via rusqlite on a shard opened as the server");
     println!("opens one, one thread, no HTTP, background checkpoints as in the server, `group` requests per");
