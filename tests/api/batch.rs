@@ -44,13 +44,7 @@ async fn batch_append_returns_start_end_and_each_event() {
         (json!(4), json!(5)),
         "{reply}"
     );
-    let positions: Vec<u64> = reply["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(position)
-        .collect();
-    assert_eq!(positions, [4, 5]);
+    assert_eq!(positions(&reply), [4, 5]);
 
     // Read back in order, with the acknowledged ids.
     let stored = server.read_stream(key, "order_7", 100).await;
@@ -183,13 +177,7 @@ async fn batch_with_one_invalid_event_stores_nothing() {
         (reply["startVersion"].clone(), reply["endVersion"].clone()),
         (json!(2), json!(3))
     );
-    let positions: Vec<u64> = reply["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(position)
-        .collect();
-    assert_eq!(positions, [2, 3]);
+    assert_eq!(positions(&reply), [2, 3]);
 }
 
 #[tokio::test]

@@ -399,6 +399,17 @@ pub fn position(event: &Value) -> u64 {
     u64_of(&event["globalPosition"])
 }
 
+/// The `globalPosition` of every event in a reply's `events`.
+#[track_caller]
+pub fn positions(reply: &Value) -> Vec<u64> {
+    reply["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events: {reply}"))
+        .iter()
+        .map(position)
+        .collect()
+}
+
 /// Fails unless `reply` is the documented error: this status, this code, and a non-empty message.
 #[track_caller]
 pub fn assert_error(reply: &Reply, status: u16, code: &str) {

@@ -15,15 +15,6 @@ fn versions(reply: &Value) -> Vec<u64> {
         .collect()
 }
 
-fn positions(reply: &Value) -> Vec<u64> {
-    reply["events"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no events: {reply}"))
-        .iter()
-        .map(position)
-        .collect()
-}
-
 #[tokio::test]
 async fn aggregate_read_pages_with_from_version() {
     let server = Server::start().await;

@@ -9,8 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use super::durable::DurableHeads;
-use super::schema::{event_key, position_of};
-use super::writer::load_head;
+use super::schema::{StreamRow, event_key, load_head, load_stream, position_of};
 use crate::catalog::TenantId;
 use crate::db::{self, Access, Durability};
 use crate::store::{LogPage, MAX_POSITION, RecordedEvent, StoreError, StreamPage};
@@ -59,21 +58,18 @@ impl ReaderPool {
         limit: u32,
     ) -> Result<Option<StreamPage>, StoreError> {
         self.with_snapshot(|conn| {
-            let stream = conn
-                .prepare_cached(
-                    "SELECT stream_id, aggregate_type, version FROM streams WHERE tenant_id = ?1 AND aggregate_id = ?2",
-                )?
-                .query_row(params![tenant.0, aggregate_id], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
-                })
-                .optional()?;
-            let Some((stream_id, aggregate_type, version)) = stream else {
+            let Some(StreamRow {
+                stream_id,
+                aggregate_type,
+                version,
+            }) = load_stream(conn, tenant, aggregate_id)?
+            else {
                 return Ok(None);
             };
             // The query above took this transaction's snapshot; only now may the cap be read (see durable.rs).
             let cap = self.durable.cap(tenant).unwrap_or(MAX_POSITION);
             let version = if cap == MAX_POSITION {
-                version.unsigned_abs()
+                version
             } else {
                 // The stream's last event that is durable; none yet means the aggregate does not exist for readers.
                 let durable_version: Option<i64> = conn

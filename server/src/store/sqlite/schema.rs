@@ -1,7 +1,10 @@
 //! The schema of one shard file, and how a tenant's events are keyed in it.
 
+use rusqlite::{Connection, OptionalExtension, params};
+
 use crate::catalog::TenantId;
 use crate::store::MAX_POSITION;
+use crate::store::StoreError;
 
 /// Applied in order by [`crate::db::migrate`]; append new entries, never edit old ones.
 pub const MIGRATIONS: &[&str] = &[r#"
@@ -44,6 +47,43 @@ pub fn event_key(tenant: TenantId, position: u64) -> i64 {
 /// The position part of a row key.
 pub fn position_of(event_key: i64) -> u64 {
     (event_key as u64) & MAX_POSITION
+}
+
+/// An aggregate's row in `streams`.
+pub(super) struct StreamRow {
+    pub stream_id: i64,
+    pub aggregate_type: String,
+    pub version: u64,
+}
+
+/// Finds an aggregate's row; shared by the writer's checks and the readers.
+pub(super) fn load_stream(
+    conn: &Connection,
+    tenant: TenantId,
+    aggregate_id: &str,
+) -> Result<Option<StreamRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT stream_id, aggregate_type, version FROM streams WHERE tenant_id = ?1 AND aggregate_id = ?2",
+        )?
+        .query_row(params![tenant.0, aggregate_id], |row| {
+            Ok(StreamRow {
+                stream_id: row.get(0)?,
+                aggregate_type: row.get(1)?,
+                version: row.get::<_, i64>(2)?.unsigned_abs(),
+            })
+        })
+        .optional()?)
+}
+
+/// The tenant's last position, from the table itself: one seek to the end of the tenant's key range.
+pub(super) fn load_head(conn: &Connection, tenant: TenantId) -> Result<u64, StoreError> {
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT max(event_key) FROM events WHERE event_key BETWEEN ?1 AND ?2")?
+        .query_row(params![event_key(tenant, 0), event_key(tenant, MAX_POSITION)], |row| {
+            row.get(0)
+        })?;
+    Ok(last.map_or(0, position_of))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::durable::DurableHeads;
 use super::queue::WorkQueue;
-use super::schema::{event_key, position_of};
+use super::schema::{StreamRow, event_key, load_head, load_stream, position_of};
 use super::syncer::{CommittedGroup, Syncer};
 use crate::catalog::TenantId;
 use crate::metrics::StoreMetrics;
@@ -237,23 +237,19 @@ impl Writer {
                 .map_err(GroupFailed)
         };
         exec("SAVEPOINT request")?;
-        let mut staged = None;
         let recorded_at = unix_micros(OffsetDateTime::now_utc());
-        let result = append_one(
-            conn,
-            &self.heads,
-            &group.heads,
-            tenant,
-            request,
-            recorded_at,
-            &mut staged,
-        );
+        let result = append_one(conn, &self.heads, &group.heads, tenant, request, recorded_at);
         if result.is_err() {
             exec("ROLLBACK TO request")?;
         }
         exec("RELEASE request")?;
-        if let (Ok(_), Some((before, after))) = (&result, staged) {
-            group.heads.entry(tenant).or_insert((before, after)).1 = after;
+        if let Ok(outcome) = &result
+            && !outcome.duplicate
+            && let (Some(first), Some(last)) = (outcome.events.first(), outcome.events.last())
+        {
+            // Positions are consecutive, so the outcome tells the tenant's head before and after this request.
+            let before = first.global_position - 1;
+            group.heads.entry(tenant).or_insert((before, last.global_position)).1 = last.global_position;
         }
         if let Err(AppendError::Storage(error)) = &result {
             tracing::error!(%error, aggregate = %request.aggregate_id, "append failed in storage");
@@ -313,14 +309,8 @@ impl Writer {
     }
 }
 
-struct StreamRow {
-    stream_id: i64,
-    aggregate_type: String,
-    version: u64,
-}
-
-/// Checks and writes one request inside the current savepoint. On success `staged` holds the tenant's head before
-/// and after it; the new head becomes visible to later requests of the group only once the savepoint is released.
+/// Checks and writes one request inside the current savepoint. The caller records the tenant's new head (from the
+/// outcome) only once the savepoint is released.
 fn append_one(
     conn: &Connection,
     committed_heads: &HashMap<TenantId, u64>,
@@ -328,7 +318,6 @@ fn append_one(
     tenant: TenantId,
     request: &AppendRequest,
     recorded_at: i64,
-    staged: &mut Option<(u64, u64)>,
 ) -> Result<AppendOutcome, AppendError> {
     let stream = load_stream(conn, tenant, &request.aggregate_id)?;
 
@@ -434,37 +423,11 @@ fn append_one(
             global_position: position,
         });
     }
-    *staged = Some((head, head + count));
     Ok(AppendOutcome {
         aggregate_type,
         events: appended,
         duplicate: false,
     })
-}
-
-fn load_stream(conn: &Connection, tenant: TenantId, aggregate_id: &str) -> Result<Option<StreamRow>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT stream_id, aggregate_type, version FROM streams WHERE tenant_id = ?1 AND aggregate_id = ?2",
-        )?
-        .query_row(params![tenant.0, aggregate_id], |row| {
-            Ok(StreamRow {
-                stream_id: row.get(0)?,
-                aggregate_type: row.get(1)?,
-                version: row.get::<_, i64>(2)?.unsigned_abs(),
-            })
-        })
-        .optional()?)
-}
-
-/// The tenant's last position, from the table itself: one seek to the end of the tenant's key range.
-pub(super) fn load_head(conn: &Connection, tenant: TenantId) -> Result<u64, StoreError> {
-    let last: Option<i64> = conn
-        .prepare_cached("SELECT max(event_key) FROM events WHERE event_key BETWEEN ?1 AND ?2")?
-        .query_row(params![event_key(tenant, 0), event_key(tenant, MAX_POSITION)], |row| {
-            row.get(0)
-        })?;
-    Ok(last.map_or(0, position_of))
 }
 
 /// Decides whether `events` is a retry of events already stored in `stream`: `Some` with the original outcome when
