@@ -11,7 +11,7 @@
 //! The baseline is the storage ceiling: the rows the shard writer stores for scenario a, written by the same
 //! statements on a shard file opened exactly as the server opens one (schema, pragmas, `synchronous`), with as many
 //! requests per transaction as the server's group commit reached in that row of scenario a and the same aggregate
-//! ids, from one thread, without HTTP; the server's background WAL checkpoints run beside it, as they do in the
+//! ids, from one thread, without HTTP; the server's background WAL checkpoints and rewinds run as they do in the
 //! server. It runs right after its row, because the fsync time of a shared disk drifts from minute to minute.
 
 use std::fmt::Write as _;
@@ -29,7 +29,9 @@ use bytes::Bytes;
 use hapnd_server::catalog::TenantId;
 use hapnd_server::db::Durability;
 use hapnd_server::store::sqlite::schema::event_key;
-use hapnd_server::store::sqlite::{Checkpointer, open_shard_writer};
+use hapnd_server::store::sqlite::{
+    CheckpointedShard, Checkpointer, DEFAULT_WAL_REWIND_FRAMES, WalRewind, open_shard_writer,
+};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
@@ -983,9 +985,15 @@ fn baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<B
     let dir = tempfile::tempdir().context("create a temporary dir")?;
     let path = dir.path().join("shard-000.db");
     let conn = open_shard_writer(&path, options.durability).context("open the shard")?;
+    let rewind = std::sync::Arc::new(WalRewind::default());
+    let shard = CheckpointedShard {
+        path: path.clone(),
+        rewind: rewind.clone(),
+        rewind_after_frames: DEFAULT_WAL_REWIND_FRAMES,
+    };
     let checkpoints = options
         .baseline_checkpoints
-        .then(|| Checkpointer::spawn(vec![path.clone()], options.durability))
+        .then(|| Checkpointer::spawn(vec![shard], options.durability))
         .transpose()
         .context("start the baseline's checkpoints")?;
     let duration = match options.stop {
@@ -1050,6 +1058,7 @@ fn baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<B
             conn.prepare_cached("RELEASE request")?.execute([])?;
         }
         conn.execute_batch("COMMIT")?;
+        rewind.run_if_wanted(&conn)?;
         if started >= from {
             last_done = Instant::now();
             events += batch as u64;
@@ -1218,7 +1227,9 @@ fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
     );
     println!("WAL fsync of the syncer and the requests each made durable; CPU: cores used by server+load generator.");
     println!("baseline: the writer's statements via rusqlite on a shard opened as the server");
-    println!("opens one, one thread, no HTTP, background checkpoints as in the server, `group` requests per");
+    println!(
+        "opens one, one thread, no HTTP, background checkpoints and WAL rewinds as in the server, `group` requests per"
+    );
     println!(
         "transaction, aggregate ids as `clients` clients send them. The run took {:.0} s.",
         elapsed.as_secs_f64()

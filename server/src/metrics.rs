@@ -25,6 +25,7 @@ pub struct StoreMetrics {
     pub group_commit_duration: Histogram,
     pub wal_sync_duration: Histogram,
     pub wal_sync_requests: Histogram,
+    pub wal_rewinds: Counter,
     pub queue_depth: Family<ShardLabel, Gauge>,
 }
 
@@ -60,6 +61,7 @@ impl Metrics {
             group_commit_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             wal_sync_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             wal_sync_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            wal_rewinds: Counter::default(),
             queue_depth: Family::default(),
         };
         registry.register(
@@ -86,6 +88,11 @@ impl Metrics {
             "hapnd_wal_sync_requests",
             "Append requests made durable by one WAL fsync",
             store.wal_sync_requests.clone(),
+        );
+        registry.register(
+            "hapnd_wal_rewinds",
+            "Times a shard's writer checkpointed its WAL completely so that its next group starts the WAL over",
+            store.wal_rewinds.clone(),
         );
         registry.register(
             "hapnd_shard_queue_depth",

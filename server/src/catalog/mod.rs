@@ -2,6 +2,7 @@
 //! [`TenantId`].
 
 mod api_key;
+mod commit_watch;
 pub mod sqlite;
 
 pub use api_key::{ApiKey, KeyHash};
@@ -64,6 +65,8 @@ pub enum CatalogError {
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Migration(#[from] crate::db::MigrationError),
+    #[error("watch the catalog for commits: {0}")]
+    CommitWatch(#[from] std::io::Error),
 }
 
 /// Tenants and keys. Every method is quick (an indexed lookup at most), so callers may use it from async code.

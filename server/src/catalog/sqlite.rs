@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::api_key::{ApiKey, KeyHash, new_key_id};
+use super::commit_watch::{CommitStamp, CommitWatch};
 use super::{
     Catalog, CatalogError, IssuedKey, KeyInfo, MAX_TENANT_ID, Tenant, TenantId, TenantInfo, validate_tenant_name,
 };
@@ -48,20 +49,25 @@ pub struct SqliteCatalog {
 
 struct Inner {
     conn: Connection,
-    /// `PRAGMA data_version` when `auth_cache` was last known to be current.
-    cached_version: i64,
+    /// Sees commits by other processes (`hapnd key revoke`); kept beside `conn`, which keeps the file it reads alive.
+    commits: CommitWatch,
+    /// The commit stamp when `auth_cache` was last known to be current.
+    cached_stamp: Option<CommitStamp>,
     auth_cache: HashMap<KeyHash, Tenant>,
 }
 
 impl SqliteCatalog {
     /// Opens the catalog in `data_dir`, creating and migrating it when needed.
     pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, CatalogError> {
-        let mut conn = db::open(&data_dir.join(FILE_NAME), Access::ReadWrite, durability)?;
+        let path = data_dir.join(FILE_NAME);
+        let mut conn = db::open(&path, Access::ReadWrite, durability)?;
         db::migrate(&mut conn, MIGRATIONS)?;
+        let commits = CommitWatch::open(&path)?;
         Ok(SqliteCatalog {
             inner: Mutex::new(Inner {
                 conn,
-                cached_version: -1,
+                commits,
+                cached_stamp: None,
                 auth_cache: HashMap::new(),
             }),
         })
@@ -102,24 +108,15 @@ impl SqliteCatalog {
     }
 }
 
-impl Inner {
-    /// Our own writes do not change `data_version`, so they drop the cache themselves.
-    fn forget_cached_keys(&mut self) {
-        self.auth_cache.clear();
-    }
-}
-
 impl Catalog for SqliteCatalog {
     fn authenticate(&self, api_key: &str) -> Result<Option<Tenant>, CatalogError> {
         let hash = KeyHash::of(api_key);
         let mut inner = self.inner.lock();
-        let version: i64 = inner
-            .conn
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |row| row.get(0))?;
-        if version != inner.cached_version {
+        // Unreadable counts as changed: the cache is then bypassed, never trusted.
+        let stamp = inner.commits.stamp().ok();
+        if stamp.is_none() || stamp != inner.cached_stamp {
             inner.auth_cache.clear();
-            inner.cached_version = version;
+            inner.cached_stamp = stamp;
         }
         if let Some(tenant) = inner.auth_cache.get(&hash) {
             return Ok(Some(tenant.clone()));
@@ -164,7 +161,6 @@ impl Catalog for SqliteCatalog {
         }
         let issued = Self::issue_key(&tx, tenant_id, name)?;
         tx.commit()?;
-        inner.forget_cached_keys();
         Ok(issued)
     }
 
@@ -188,12 +184,11 @@ impl Catalog for SqliteCatalog {
         let tenant_id = Self::tenant_id(&tx, tenant)?;
         let issued = Self::issue_key(&tx, tenant_id, tenant)?;
         tx.commit()?;
-        inner.forget_cached_keys();
         Ok(issued)
     }
 
     fn revoke_key(&self, key_id: &str) -> Result<(), CatalogError> {
-        let mut inner = self.inner.lock();
+        let inner = self.inner.lock();
         let changed = inner.conn.execute(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE key_id = ?1",
             params![key_id, now_micros()],
@@ -201,7 +196,6 @@ impl Catalog for SqliteCatalog {
         if changed == 0 {
             return Err(CatalogError::UnknownKey(key_id.to_owned()));
         }
-        inner.forget_cached_keys();
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use hapnd_server::catalog::sqlite::SqliteCatalog;
 use hapnd_server::config::{LogFormat, ServeArgs, ServeConfig};
 use hapnd_server::metrics::Metrics;
 use hapnd_server::store::EventStore;
-use hapnd_server::store::sqlite::{SqliteConfig, SqliteStore};
+use hapnd_server::store::sqlite::{DEFAULT_WAL_REWIND_FRAMES, SqliteConfig, SqliteStore};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Held for the life of the process: two servers on one data dir would both write its shards.
@@ -70,6 +70,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             data_dir: data_dir.clone(),
             shard_count,
             durability: config.durability,
+            wal_rewind_frames: DEFAULT_WAL_REWIND_FRAMES,
         },
         &metrics.store,
     )?);

@@ -24,6 +24,7 @@ use super::durable::DurableHeads;
 use super::queue::WorkQueue;
 use super::schema::{StreamRow, event_key, load_head, load_stream, position_of};
 use super::syncer::{CommittedGroup, Syncer};
+use super::wal_rewind::WalRewind;
 use crate::catalog::TenantId;
 use crate::metrics::StoreMetrics;
 use crate::store::{AppendError, AppendOutcome, AppendRequest, AppendedEvent, MAX_POSITION, NewEvent, StoreError};
@@ -66,6 +67,7 @@ pub(super) struct WriterParts {
     /// Present with `durability = full`: commits are answered by the syncer after an fsync.
     pub syncer: Option<Syncer>,
     pub durable: Arc<DurableHeads>,
+    pub rewind: Arc<WalRewind>,
 }
 
 impl WriterHandle {
@@ -77,6 +79,7 @@ impl WriterHandle {
             queue_depth,
             syncer,
             durable,
+            rewind,
         } = parts;
         let writer = Writer {
             conn,
@@ -86,6 +89,7 @@ impl WriterHandle {
             queue_depth: queue_depth.clone(),
             syncer,
             durable,
+            rewind,
         };
         let thread = std::thread::Builder::new()
             .name(format!("shard-{shard}-writer"))
@@ -109,6 +113,7 @@ struct Writer {
     queue_depth: Gauge,
     syncer: Option<Syncer>,
     durable: Arc<DurableHeads>,
+    rewind: Arc<WalRewind>,
 }
 
 /// The transaction being filled: requests written but not yet committed.
@@ -288,6 +293,17 @@ impl Writer {
                     // The client may have gone away; the events are stored either way.
                     let _ = reply.send(answer);
                 }
+            }
+        }
+        // Between two transactions is the only time the WAL can be started over; with `full` this overlaps the
+        // syncer's fsync of the group just committed.
+        match self.rewind.run_if_wanted(&self.conn) {
+            Ok(true) => {
+                self.metrics.wal_rewinds.inc();
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "checkpoint before a WAL rewind failed; the checkpointer will ask again")
             }
         }
     }
