@@ -4,6 +4,7 @@
 //! A tenant lives in shard `tenant_id % shard_count`. The shard count is fixed when a data dir is created (it is
 //! recorded in the catalog), so a tenant never moves.
 
+mod answers;
 mod checkpoint;
 mod durable;
 mod queue;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+use self::answers::AnswerSender;
 pub use self::checkpoint::{CheckpointedShard, Checkpointer};
 use self::durable::DurableHeads;
 use self::queue::WorkQueue;
@@ -88,6 +90,9 @@ impl SqliteStore {
         let paths: Vec<PathBuf> = (0..config.shard_count.max(1))
             .map(|index| shard_path(&config.data_dir, index))
             .collect();
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| std::io::Error::other("the store must be opened inside a tokio runtime"))?;
+        let answers = AnswerSender::spawn(&runtime);
         let mut checkpointed = Vec::with_capacity(paths.len());
         for (index, path) in paths.into_iter().enumerate() {
             let conn = open_shard_writer(&path, Durability::Normal)?;
@@ -111,6 +116,7 @@ impl SqliteStore {
                         failed.clone(),
                         metrics.clone(),
                         queue.clone(),
+                        answers.clone(),
                     )?)
                 }
                 Durability::Normal => None,
@@ -129,6 +135,7 @@ impl SqliteStore {
                 syncer,
                 durable: durable.clone(),
                 rewind,
+                answers: answers.clone(),
             };
             shards.push(Shard {
                 writer: WriterHandle::spawn(conn, parts)?,

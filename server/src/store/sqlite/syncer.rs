@@ -21,16 +21,17 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::answers::{Answer, AnswerSender};
 use super::durable::DurableHeads;
 use super::queue::WorkQueue;
-use super::writer::{Command, Reply};
+use super::writer::Command;
 use crate::catalog::TenantId;
 use crate::metrics::StoreMetrics;
-use crate::store::{AppendError, AppendOutcome, StoreError};
+use crate::store::{AppendError, StoreError};
 
 /// One committed group: its answers and the tenants' heads after it.
 pub(super) struct CommittedGroup {
-    pub answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>,
+    pub answers: Vec<Answer>,
     pub heads: Vec<(TenantId, u64)>,
 }
 
@@ -69,6 +70,7 @@ impl Syncer {
         failed: Arc<AtomicBool>,
         metrics: StoreMetrics,
         writer_queue: Arc<WorkQueue<Command>>,
+        deliver: AnswerSender,
     ) -> std::io::Result<Self> {
         let slot = Arc::new(SyncSlot {
             state: Mutex::new(SlotState {
@@ -85,7 +87,7 @@ impl Syncer {
             let slot = slot.clone();
             std::thread::Builder::new()
                 .name(format!("shard-{shard}-syncer"))
-                .spawn(move || run(&slot, &wal_path, &durable, &failed, &metrics, &writer_queue))?
+                .spawn(move || run(&slot, &wal_path, &durable, &failed, &metrics, &writer_queue, &deliver))?
         };
         Ok(Syncer {
             slot,
@@ -161,6 +163,7 @@ fn run(
     failed: &AtomicBool,
     metrics: &StoreMetrics,
     writer_queue: &WorkQueue<Command>,
+    deliver: &AnswerSender,
 ) {
     let mut wal: Option<File> = None;
     loop {
@@ -189,26 +192,25 @@ fn run(
         let took = started.elapsed();
         metrics.wal_sync_duration.observe(took.as_secs_f64());
         metrics.wal_sync_requests.observe(requests as f64);
-        match synced {
+        let answers = match synced {
             Ok(()) => {
                 for (tenant, head) in group.heads {
                     durable.advance(tenant, head);
                 }
-                for (reply, answer) in group.answers {
-                    // The client may have gone away; the events are stored either way.
-                    let _ = reply.send(answer);
-                }
+                group.answers
             }
             Err(error) => {
                 if !failed.swap(true, Ordering::AcqRel) {
                     tracing::error!(%error, wal = %wal_path.display(),
                         "fsync of the shard's WAL failed: the shard takes no more writes; restart hapnd after fixing the disk");
                 }
-                for (reply, _) in group.answers {
-                    let _ = reply.send(Err(AppendError::Storage(StoreError::NotDurable)));
-                }
+                group
+                    .answers
+                    .into_iter()
+                    .map(|(reply, _)| (reply, Err(AppendError::Storage(StoreError::NotDurable))))
+                    .collect()
             }
-        }
+        };
         {
             let mut state = slot.lock();
             state.busy = false;
@@ -220,7 +222,9 @@ fn run(
                 (state.fsync_average * 7 + took) / 8
             };
         }
+        // The writer first: its next commit overlaps the delivery of these answers.
         writer_queue.nudge();
+        deliver.deliver(answers);
     }
 }
 

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use uuid::Uuid;
 
+use super::answers::{Answer, AnswerSender};
 use super::durable::DurableHeads;
 use super::queue::WorkQueue;
 use super::schema::{StreamRow, event_key, load_head, load_stream, position_of};
@@ -68,6 +69,7 @@ pub(super) struct WriterParts {
     pub syncer: Option<Syncer>,
     pub durable: Arc<DurableHeads>,
     pub rewind: Arc<WalRewind>,
+    pub answers: AnswerSender,
 }
 
 impl WriterHandle {
@@ -80,6 +82,7 @@ impl WriterHandle {
             syncer,
             durable,
             rewind,
+            answers,
         } = parts;
         let writer = Writer {
             conn,
@@ -90,6 +93,7 @@ impl WriterHandle {
             syncer,
             durable,
             rewind,
+            answers,
         };
         let thread = std::thread::Builder::new()
             .name(format!("shard-{shard}-writer"))
@@ -114,12 +118,13 @@ struct Writer {
     syncer: Option<Syncer>,
     durable: Arc<DurableHeads>,
     rewind: Arc<WalRewind>,
+    answers: AnswerSender,
 }
 
 /// The transaction being filled: requests written but not yet committed.
 struct OpenGroup {
     started: Instant,
-    answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>,
+    answers: Vec<Answer>,
     events: usize,
     /// Per tenant written, its head before and after the group.
     heads: HashMap<TenantId, (u64, u64)>,
@@ -288,12 +293,7 @@ impl Writer {
                     .map(|(tenant, (_, after))| (tenant, after))
                     .collect(),
             }),
-            None => {
-                for (reply, answer) in group.answers {
-                    // The client may have gone away; the events are stored either way.
-                    let _ = reply.send(answer);
-                }
-            }
+            None => self.answers.deliver(group.answers),
         }
         // Between two transactions is the only time the WAL can be started over; with `full` this overlaps the
         // syncer's fsync of the group just committed.
