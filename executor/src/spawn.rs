@@ -1,0 +1,258 @@
+//! Starting a jail: `clone3` into a new pid namespace, exec the init program with an empty environment, hand it its
+//! [`InitSpec`] over the control socket, and wait until it has exec'd the program (the socket closes) or reports
+//! the step that failed.
+//!
+//! Between `clone3` and `execve` the child runs in a copy of a multi-threaded process, so it only makes
+//! async-signal-safe calls (`fcntl`, `dup2`, `execve`, `_exit`) on data prepared before the clone.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::init::protocol::{CONTROL_FD, InitFailure, InitSpec};
+
+/// How each standard stream of the jailed program is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdioMode {
+    /// A pipe to the supervisor.
+    Piped,
+    /// The supervisor's own stream (for `hapnd sandbox exec`).
+    Inherit,
+    /// `/dev/null`.
+    Null,
+}
+
+/// A process that was cloned and became the jail's init; its pidfd is what the supervisor waits on and kills with.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub pid: libc::pid_t,
+    pub pidfd: OwnedFd,
+    /// The supervisor's ends of the piped streams (stdin, stdout, stderr).
+    pub stdio: [Option<OwnedFd>; 3],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{0}: {1}")]
+    Os(&'static str, std::io::Error),
+    #[error("the jail could not be set up at step {}: {}", .0.step, .0.message)]
+    Setup(InitFailure),
+    #[error("the jail's init sent an unreadable report: {0}")]
+    Report(String),
+    #[error("{0:?} contains a NUL byte")]
+    Nul(std::path::PathBuf),
+}
+
+/// Longest the init may take to set the jail up before the spawn is abandoned.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Clones and execs `init_program` as the jail's init and sets the jail up from `spec`. Blocking.
+pub(crate) fn spawn(init_program: &Path, spec: &InitSpec, stdio: [StdioMode; 3]) -> Result<Spawned, SpawnError> {
+    let program = CString::new(init_program.as_os_str().as_bytes()).map_err(|_| SpawnError::Nul(init_program.into()))?;
+    let argv: [*const libc::c_char; 2] = [program.as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+
+    let (supervisor_end, init_end) = UnixStream::pair().map_err(|e| SpawnError::Os("socketpair", e))?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| SpawnError::Os("open /dev/null", e))?;
+    // For each stream: the descriptor the child gets, and the supervisor's end when piped.
+    let mut child_fds: Vec<OwnedFd> = Vec::with_capacity(3);
+    let mut ours: [Option<OwnedFd>; 3] = [None, None, None];
+    for (index, mode) in stdio.iter().enumerate() {
+        let child = match mode {
+            StdioMode::Piped => {
+                let (read, write) = pipe()?;
+                if index == 0 {
+                    ours[0] = Some(write);
+                    read
+                } else {
+                    ours[index] = Some(read);
+                    write
+                }
+            }
+            StdioMode::Inherit => dup_cloexec(index as RawFd)?,
+            StdioMode::Null => dup_cloexec(null.as_raw_fd())?,
+        };
+        child_fds.push(child);
+    }
+    let sources: [RawFd; 4] = [
+        child_fds[0].as_raw_fd(),
+        child_fds[1].as_raw_fd(),
+        child_fds[2].as_raw_fd(),
+        init_end.as_raw_fd(),
+    ];
+
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: (libc::CLONE_NEWPID | libc::CLONE_PIDFD) as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed. Without CLONE_VM the child gets a copy of this
+    // process and continues here with a return value of 0.
+    let pid = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, size_of::<CloneArgs>()) };
+    if pid == 0 {
+        // SAFETY: the child only makes async-signal-safe calls on memory prepared before the clone, then execs or
+        // exits; it never returns into Rust code.
+        unsafe { exec_init_child(&sources, &program, &argv, &envp) }
+    }
+    if pid < 0 {
+        return Err(SpawnError::Os("clone3", std::io::Error::last_os_error()));
+    }
+    let pid = pid as libc::pid_t;
+    // SAFETY: clone3 with CLONE_PIDFD stored a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    drop(child_fds);
+    drop(init_end);
+    let spawned = Spawned { pid, pidfd, stdio: ours };
+    match hand_over(supervisor_end, spec) {
+        Ok(()) => Ok(spawned),
+        Err(error) => {
+            kill_and_reap(&spawned);
+            Err(error)
+        }
+    }
+}
+
+/// Sends the spec, then waits for the socket to close (exec done) or for a failure report.
+fn hand_over(mut control: UnixStream, spec: &InitSpec) -> Result<(), SpawnError> {
+    let body = serde_json::to_vec(spec).map_err(|e| SpawnError::Report(e.to_string()))?;
+    let length = u32::try_from(body.len()).map_err(|_| SpawnError::Report("spec too large".into()))?;
+    control
+        .set_read_timeout(Some(SETUP_TIMEOUT))
+        .map_err(|e| SpawnError::Os("set the setup timeout", e))?;
+    control
+        .write_all(&length.to_le_bytes())
+        .and_then(|()| control.write_all(&body))
+        .map_err(|e| SpawnError::Os("send the spec to the jail's init", e))?;
+    let mut report = Vec::new();
+    control
+        .read_to_end(&mut report)
+        .map_err(|e| SpawnError::Os("wait for the jail's init", e))?;
+    if report.is_empty() {
+        return Ok(());
+    }
+    let failure: InitFailure =
+        serde_json::from_slice(&report).map_err(|_| SpawnError::Report(String::from_utf8_lossy(&report).into()))?;
+    Err(SpawnError::Setup(failure))
+}
+
+/// SIGKILL through the pidfd (no pid reuse race), then reap.
+pub(crate) fn kill_and_reap(spawned: &Spawned) {
+    // SAFETY: a pidfd this struct owns; the other arguments may be null/0.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            spawned.pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    let _ = wait_exit(spawned.pidfd.as_raw_fd());
+}
+
+/// Blocks until the process behind `pidfd` exits and reaps it: `(exited normally, code or signal)`.
+pub(crate) fn wait_exit(pidfd: RawFd) -> std::io::Result<(bool, i32)> {
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid out-value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid with a valid pidfd and out-pointer.
+        let rc = unsafe { libc::waitid(libc::P_PIDFD, pidfd as libc::id_t, &mut info, libc::WEXITED) };
+        if rc == 0 {
+            // SAFETY: after a successful waitid with WEXITED, si_code and si_status are set.
+            let (code, status) = unsafe { (info.si_code, info.si_status()) };
+            return Ok((code == libc::CLD_EXITED, status));
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINTR) {
+            return Err(error);
+        }
+    }
+}
+
+/// The child's side: descriptors into place, then exec. Never returns.
+///
+/// # Safety
+/// Call only in the child of `clone3`, with pointers to memory prepared before the clone.
+unsafe fn exec_init_child(
+    sources: &[RawFd; 4],
+    program: &CString,
+    argv: &[*const libc::c_char; 2],
+    envp: &[*const libc::c_char; 1],
+) -> ! {
+    // Move every source above the targets first, so that placing one cannot overwrite another.
+    let mut high = [0 as RawFd; 4];
+    for (index, source) in sources.iter().enumerate() {
+        // SAFETY: fcntl is async-signal-safe.
+        high[index] = unsafe { libc::fcntl(*source, libc::F_DUPFD_CLOEXEC, 16) };
+        if high[index] < 0 {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(127) };
+        }
+    }
+    for (target, source) in high.iter().enumerate() {
+        // dup2 clears close-on-exec on the target, which is what keeps 0..=3 open across exec.
+        // SAFETY: dup2 is async-signal-safe.
+        if unsafe { libc::dup2(*source, target as RawFd) } < 0 {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(127) };
+        }
+    }
+    debug_assert_eq!(CONTROL_FD, 3);
+    // SAFETY: execve is async-signal-safe; the arrays are null-terminated and outlive the call.
+    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(127) }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: a valid two-element out-array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(SpawnError::Os("pipe2", std::io::Error::last_os_error()));
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, SpawnError> {
+    // SAFETY: fcntl on a descriptor; a failure is reported.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(SpawnError::Os("dup", std::io::Error::last_os_error()));
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `struct clone_args` of `clone3(2)`.
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
