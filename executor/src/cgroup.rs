@@ -17,7 +17,11 @@ use crate::spec::Limits;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CgroupLayout {
     /// v1 (or hybrid): a hierarchy per controller; jails go under `<hierarchy>/<parent>/`.
-    V1 { memory: PathBuf, cpu: PathBuf, pids: PathBuf },
+    V1 {
+        memory: PathBuf,
+        cpu: PathBuf,
+        pids: PathBuf,
+    },
     /// v2: one tree; jails go under `<root>/<parent>/`, which delegates the controllers to them.
     V2 { root: PathBuf },
 }
@@ -66,9 +70,7 @@ impl CgroupLayout {
         if let Ok(controllers) = fs::read_to_string(mount.join("cgroup.controllers")) {
             let has = |name: &str| controllers.split_whitespace().any(|c| c == name);
             if has("memory") && has("cpu") && has("pids") {
-                return Ok(CgroupLayout::V2 {
-                    root: mount.to_owned(),
-                });
+                return Ok(CgroupLayout::V2 { root: mount.to_owned() });
             }
         }
         let memory = mount.join("memory");
@@ -193,7 +195,10 @@ impl Cgroup {
         let (memory_events, pids_events) = if self.layout_is_v2 {
             (self.dirs[0].join("memory.events"), self.dirs[0].join("pids.events"))
         } else {
-            (self.dirs[0].join("memory.oom_control"), self.dirs[2].join("pids.events"))
+            (
+                self.dirs[0].join("memory.oom_control"),
+                self.dirs[2].join("pids.events"),
+            )
         };
         CgroupEvents {
             oom_kills: read_counter(&memory_events, "oom_kill"),

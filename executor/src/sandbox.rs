@@ -134,7 +134,11 @@ impl Sandbox {
     pub fn start(&self, spec: &SandboxSpec, stdio: [StdioMode; 3]) -> Result<Jail, SandboxError> {
         validate(spec)?;
         let started = Instant::now();
-        let name = format!("jail-{}-{}", std::process::id(), self.next_id.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "jail-{}-{}",
+            std::process::id(),
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
         let cgroup = self.layout.create(&self.config.cgroup_parent, &name, &spec.limits)?;
         let init = self.init_spec(spec, &cgroup);
         match spawn::spawn(&self.config.init_program, &init, stdio) {
@@ -167,7 +171,11 @@ impl Sandbox {
 
     /// Runs `spec` to its end with `input` on its standard input, collecting its output; the whole run is bounded
     /// by the spec's request timeout.
-    pub async fn run(self: &std::sync::Arc<Self>, spec: SandboxSpec, input: Vec<u8>) -> Result<RunOutput, SandboxError> {
+    pub async fn run(
+        self: &std::sync::Arc<Self>,
+        spec: SandboxSpec,
+        input: Vec<u8>,
+    ) -> Result<RunOutput, SandboxError> {
         let deadline = spec.limits.request_timeout;
         let mut jail = self.start_async(spec, [StdioMode::Piped; 3]).await?;
         let stdin = jail.take_stdin()?;
@@ -430,7 +438,10 @@ async fn read_capped(stream: Option<pipe::Receiver>, limit: u64) -> (Vec<u8>, bo
 fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
     let invalid = |message: String| Err(SandboxError::InvalidSpec(message));
     if !spec.program.is_absolute() {
-        return invalid(format!("the program {} must be an absolute path", spec.program.display()));
+        return invalid(format!(
+            "the program {} must be an absolute path",
+            spec.program.display()
+        ));
     }
     if !spec.read_only.iter().any(|dir| spec.program.starts_with(dir)) {
         return invalid(format!(
@@ -440,7 +451,10 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
     }
     for path in &spec.read_only {
         if !path.is_absolute() || path == Path::new("/") {
-            return invalid(format!("read-only path {} must be absolute and not `/`", path.display()));
+            return invalid(format!(
+                "read-only path {} must be absolute and not `/`",
+                path.display()
+            ));
         }
         if !path.exists() {
             return invalid(format!("read-only path {} does not exist", path.display()));
@@ -449,7 +463,10 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
     let scratch = &spec.scratch.path;
     let reserved = [Path::new("/"), Path::new("/proc"), Path::new("/dev")];
     if !scratch.is_absolute() || reserved.iter().any(|r| scratch == r || scratch.starts_with("/proc/")) {
-        return invalid(format!("scratch path {} must be absolute and not `/`, /proc or /dev", scratch.display()));
+        return invalid(format!(
+            "scratch path {} must be absolute and not `/`, /proc or /dev",
+            scratch.display()
+        ));
     }
     if spec.scratch.size_bytes == 0 {
         return invalid("the scratch size must be above 0".into());

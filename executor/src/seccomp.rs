@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 
 use hapnd_policy::{ArgOp, ArgWidth, DenyAction, SeccompPolicy};
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 
 use crate::init::protocol::BpfInstruction;
@@ -207,6 +206,10 @@ mod tests {
         // The x32 guard, then one filter per distinct action (EPERM and ENOSYS at least).
         assert!(filters.len() >= 3, "{} filters", filters.len());
         assert_eq!(filters[0], x32_guard());
-        assert!(filters.iter().all(|f| !f.is_empty() && f.len() <= usize::from(u16::MAX)));
+        assert!(
+            filters
+                .iter()
+                .all(|f| !f.is_empty() && f.len() <= usize::from(u16::MAX))
+        );
     }
 }

@@ -52,7 +52,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Clones and execs `init_program` as the jail's init and sets the jail up from `spec`. Blocking.
 pub(crate) fn spawn(init_program: &Path, spec: &InitSpec, stdio: [StdioMode; 3]) -> Result<Spawned, SpawnError> {
-    let program = CString::new(init_program.as_os_str().as_bytes()).map_err(|_| SpawnError::Nul(init_program.into()))?;
+    let program =
+        CString::new(init_program.as_os_str().as_bytes()).map_err(|_| SpawnError::Nul(init_program.into()))?;
     let argv: [*const libc::c_char; 2] = [program.as_ptr(), std::ptr::null()];
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
 
@@ -119,7 +120,11 @@ pub(crate) fn spawn(init_program: &Path, spec: &InitSpec, stdio: [StdioMode; 3])
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop(child_fds);
     drop(init_end);
-    let spawned = Spawned { pid, pidfd, stdio: ours };
+    let spawned = Spawned {
+        pid,
+        pidfd,
+        stdio: ours,
+    };
     match hand_over(supervisor_end, spec) {
         Ok(()) => Ok(spawned),
         Err(error) => {

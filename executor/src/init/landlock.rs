@@ -40,19 +40,21 @@ pub fn restrict(plan: &RootPlan) -> Result<(), String> {
     grants.push((plan.scratch.to_string_lossy().into_owned(), AccessFs::from_all(abi)));
     grants.push(("/proc".into(), read_files));
     grants.push(("/dev".into(), read_files | AccessFs::WriteFile));
-    let mut created = ruleset.create().map_err(|e| format!("create the landlock ruleset: {e}"))?;
+    let mut created = ruleset
+        .create()
+        .map_err(|e| format!("create the landlock ruleset: {e}"))?;
     for (path, access) in &grants {
         let fd = PathFd::new(path).map_err(|e| format!("landlock rule for {path}: {e}"))?;
         created = created
             .add_rule(PathBeneath::new(fd, *access))
             .map_err(|e| format!("landlock rule for {path}: {e}"))?;
     }
-    let status: RestrictionStatus = created
-        .restrict_self()
-        .map_err(|e| format!("enforce landlock: {e}"))?;
+    let status: RestrictionStatus = created.restrict_self().map_err(|e| format!("enforce landlock: {e}"))?;
     match status.ruleset {
         RulesetStatus::FullyEnforced => Ok(()),
-        other => Err(format!("landlock is only {other:?} (ABI {abi:?}); the jail requires it fully enforced")),
+        other => Err(format!(
+            "landlock is only {other:?} (ABI {abi:?}); the jail requires it fully enforced"
+        )),
     }
 }
 

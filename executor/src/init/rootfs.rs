@@ -25,13 +25,25 @@ const DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
 pub fn build(plan: &RootPlan, uid: u32, gid: u32) -> Result<(), String> {
     // Nothing mounted from here on may propagate back to the host's namespace.
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    mount(Some("tmpfs"), BASE, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("size=64k,mode=0755"))?;
+    mount(
+        Some("tmpfs"),
+        BASE,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("size=64k,mode=0755"),
+    )?;
     make_dir(&format!("{BASE}{OLD_ROOT}"))?;
     make_dir(&format!("{BASE}{NEW_ROOT}"))?;
     pivot_root(BASE, &format!("{BASE}{OLD_ROOT}"))?;
     chdir("/")?;
 
-    mount(Some("tmpfs"), NEW_ROOT, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("size=1m,mode=0755"))?;
+    mount(
+        Some("tmpfs"),
+        NEW_ROOT,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("size=1m,mode=0755"),
+    )?;
     // Parents before children, so that a read-only path inside the scratch dir (or the reverse) stays visible.
     let mut mounts: Vec<(&Path, bool)> = plan.read_only.iter().map(|p| (p.as_path(), false)).collect();
     mounts.push((plan.scratch.as_path(), true));
@@ -110,11 +122,23 @@ fn bind_read_only(path: &Path) -> Result<(), String> {
 fn build_dev() -> Result<(), String> {
     let dev = format!("{NEW_ROOT}/dev");
     make_dir(&dev)?;
-    mount(Some("tmpfs"), &dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("size=64k,mode=0755"))?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )?;
     for device in DEVICES {
         let target = format!("{dev}/{device}");
         fs::write(&target, b"").map_err(|e| format!("create {target}: {e}"))?;
-        mount(Some(&format!("{OLD_ROOT}/dev/{device}")), &target, None, libc::MS_BIND, None)?;
+        mount(
+            Some(&format!("{OLD_ROOT}/dev/{device}")),
+            &target,
+            None,
+            libc::MS_BIND,
+            None,
+        )?;
         mount(
             None,
             &target,
@@ -225,7 +249,10 @@ fn pivot_root(new_root: &str, put_old: &str) -> Result<(), String> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!("pivot_root {new_root} {put_old}: {}", std::io::Error::last_os_error()))
+        Err(format!(
+            "pivot_root {new_root} {put_old}: {}",
+            std::io::Error::last_os_error()
+        ))
     }
 }
 
@@ -261,9 +288,15 @@ mod tests {
 
     #[test]
     fn paths_are_placed_under_a_root_and_must_be_plain_absolute() {
-        assert_eq!(inside("/newroot", Path::new("/usr/lib")).as_deref(), Ok("/newroot/usr/lib"));
+        assert_eq!(
+            inside("/newroot", Path::new("/usr/lib")).as_deref(),
+            Ok("/newroot/usr/lib")
+        );
         assert!(inside("/newroot", Path::new("usr/lib")).is_err());
         assert!(inside("/newroot", Path::new("/usr/../etc")).is_err());
-        assert!(inside("/newroot", Path::new("/usr/./lib")).is_ok(), "`.` is dropped by components()");
+        assert!(
+            inside("/newroot", Path::new("/usr/./lib")).is_ok(),
+            "`.` is dropped by components()"
+        );
     }
 }

@@ -63,7 +63,11 @@ impl Sys for RecordingSys {
     fn build_root(&mut self, plan: &RootPlan, uid: u32, gid: u32) -> SysResult {
         self.record(
             "build_root",
-            format!("ro={:?} scratch={} owner={uid}:{gid}", plan.read_only, plan.scratch.display()),
+            format!(
+                "ro={:?} scratch={} owner={uid}:{gid}",
+                plan.read_only,
+                plan.scratch.display()
+            ),
         )
     }
     fn set_rlimits(&mut self, limits: &[Rlimit]) -> SysResult {
@@ -80,7 +84,10 @@ impl Sys for RecordingSys {
         self.record("set_no_new_privs", String::new())
     }
     fn restrict_landlock(&mut self, plan: &RootPlan) -> SysResult {
-        self.record("restrict_landlock", format!("ro={:?} rw={}", plan.read_only, plan.scratch.display()))
+        self.record(
+            "restrict_landlock",
+            format!("ro={:?} rw={}", plan.read_only, plan.scratch.display()),
+        )
     }
     fn install_seccomp(&mut self, filters: &[Vec<BpfInstruction>]) -> SysResult {
         self.record("install_seccomp", format!("filters={}", filters.len()))

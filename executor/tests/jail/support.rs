@@ -32,11 +32,7 @@ pub fn probe_dir() -> &'static ProbeDir {
             .status()
             .expect("run gcc");
         assert!(status.success(), "the probe must compile");
-        ProbeDir {
-            _dir: dir,
-            path,
-            probe,
-        }
+        ProbeDir { _dir: dir, path, probe }
     })
 }
 
