@@ -9,9 +9,11 @@ pub mod init;
 pub mod sandbox;
 pub mod seccomp;
 pub mod spec;
+pub mod worker;
 
 mod spawn;
 
 pub use sandbox::{Ended, Jail, Outcome, RunOutput, Sandbox, SandboxConfig, SandboxError};
 pub use spawn::{SpawnError, StdioMode};
 pub use spec::{Limits, SandboxSpec, Scratch};
+pub use worker::{Answer, Pool, PoolConfig, PoolError, Worker, WorkerConfig, WorkerError};

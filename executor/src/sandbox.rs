@@ -348,7 +348,13 @@ impl Jail {
         self.wait_with(None).await
     }
 
-    /// Resolves once the jail's first process has exited, without reaping it.
+    /// Resolves once the jail's program has exited, without reaping it (an error ends the wait too).
+    pub async fn wait_for_exit(&self) {
+        if let Err(error) = self.wait_until_exit().await {
+            tracing::warn!(%error, "wait for a jail");
+        }
+    }
+
     async fn wait_until_exit(&self) -> Result<(), SandboxError> {
         let Some(spawned) = &self.spawned else {
             return Ok(());

@@ -7,6 +7,7 @@ mod escapes;
 mod lifecycle;
 mod limits;
 mod support;
+mod workers;
 
 use hapnd_executor::Outcome;
 use support::{probe_spec, run, stdout};

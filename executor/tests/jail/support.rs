@@ -12,6 +12,8 @@ pub struct ProbeDir {
     _dir: tempfile::TempDir,
     pub path: PathBuf,
     pub probe: PathBuf,
+    /// The protocol test worker (`tests/probes/worker.c`).
+    pub worker: PathBuf,
 }
 
 pub fn probe_dir() -> &'static ProbeDir {
@@ -24,15 +26,23 @@ pub fn probe_dir() -> &'static ProbeDir {
         let path = dir.path().to_owned();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod the probe folder");
         let probe = path.join("probe");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probes/probe.c");
-        let status = Command::new("gcc")
-            .args(["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o"])
-            .arg(&probe)
-            .arg(&source)
-            .status()
-            .expect("run gcc");
-        assert!(status.success(), "the probe must compile");
-        ProbeDir { _dir: dir, path, probe }
+        let worker = path.join("worker");
+        for (binary, source) in [(&probe, "probe.c"), (&worker, "worker.c")] {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probes").join(source);
+            let status = Command::new("gcc")
+                .args(["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+                .arg(binary)
+                .arg(&source)
+                .status()
+                .expect("run gcc");
+            assert!(status.success(), "{} must compile", source.display());
+        }
+        ProbeDir {
+            _dir: dir,
+            path,
+            probe,
+            worker,
+        }
     })
 }
 
@@ -54,6 +64,14 @@ pub fn probe_spec(args: &[&str]) -> SandboxSpec {
     spec.args = args.iter().map(|a| (*a).to_owned()).collect();
     spec.read_only = vec![dir.path.clone()];
     spec.limits = Limits::default();
+    spec
+}
+
+/// A spec running the protocol test worker with `args`.
+pub fn worker_spec(args: &[&str]) -> SandboxSpec {
+    let mut spec = probe_spec(&[]);
+    spec.program = probe_dir().worker.clone();
+    spec.args = args.iter().map(|a| (*a).to_owned()).collect();
     spec
 }
 

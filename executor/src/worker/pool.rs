@@ -1,0 +1,392 @@
+//! The warm pool: jailed workers kept running between requests, keyed by an opaque key (for the server: tenant and
+//! artifact), so the common path is a pipe round trip rather than a process start.
+//!
+//! - A key's workers only ever serve that key: they live under it and nowhere else.
+//! - After a key is used, up to `ready_per_key` idle workers are kept ready for it, started in the background.
+//! - A worker that failed (timeout, crash, protocol violation) is dropped, not returned; the top-up replaces it.
+//! - Idle workers unused for `idle_timeout` are stopped.
+//! - At most `max_total` workers run; when a new key needs one at the cap, the least recently used idle worker of any
+//!   key is stopped for it. When every worker is busy, callers wait (up to `acquire_timeout`).
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use tokio::sync::Notify;
+
+use super::process::{Answer, Worker, WorkerConfig, WorkerError};
+use crate::sandbox::Sandbox;
+use crate::spec::SandboxSpec;
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Idle workers kept ready for a key once it has been used.
+    pub ready_per_key: usize,
+    /// Most workers of one key (busy, idle and starting).
+    pub max_per_key: usize,
+    /// Most workers in all.
+    pub max_total: usize,
+    /// An idle worker unused this long is stopped.
+    pub idle_timeout: Duration,
+    /// How long a caller waits for a worker when the pool is at its caps.
+    pub acquire_timeout: Duration,
+    pub worker: WorkerConfig,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            ready_per_key: 1,
+            max_per_key: 4,
+            max_total: 64,
+            idle_timeout: Duration::from_secs(300),
+            acquire_timeout: Duration::from_secs(10),
+            worker: WorkerConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("no worker became free within {0:?}")]
+    Exhausted(Duration),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+}
+
+/// Counts for one key and in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub idle: usize,
+    pub live: usize,
+    pub total: usize,
+}
+
+/// Cheap to clone; clones share the pool.
+pub struct Pool<K> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K> Clone for Pool<K> {
+    fn clone(&self) -> Self {
+        Pool {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+type SpecFor<K> = dyn Fn(&K) -> SandboxSpec + Send + Sync;
+
+struct Inner<K> {
+    sandbox: Arc<Sandbox>,
+    config: PoolConfig,
+    spec_for: Box<SpecFor<K>>,
+    state: Mutex<State<K>>,
+    freed: Notify,
+}
+
+struct State<K> {
+    idle: HashMap<K, Vec<Idle>>,
+    /// Live workers per key: busy, idle and starting.
+    live: HashMap<K, usize>,
+    starting: HashMap<K, usize>,
+    total: usize,
+    /// Advances on every release: the least recently used idle worker has the smallest tick.
+    clock: u64,
+}
+
+struct Idle {
+    worker: Worker,
+    since: Instant,
+    tick: u64,
+}
+
+/// A worker taken from the pool; it goes back when dropped, unless it failed.
+pub struct PooledWorker<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> {
+    worker: Option<Worker>,
+    key: K,
+    pool: Arc<Inner<K>>,
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Pool<K> {
+    /// A pool starting workers of `spec_for(key)` in `sandbox`. Spawns the idle-eviction task on the current runtime.
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        config: PoolConfig,
+        spec_for: impl Fn(&K) -> SandboxSpec + Send + Sync + 'static,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            sandbox,
+            config,
+            spec_for: Box::new(spec_for),
+            state: Mutex::new(State {
+                idle: HashMap::new(),
+                live: HashMap::new(),
+                starting: HashMap::new(),
+                total: 0,
+                clock: 0,
+            }),
+            freed: Notify::new(),
+        });
+        tokio::spawn(evict_idle_forever(Arc::downgrade(&inner)));
+        Pool { inner }
+    }
+
+    /// Sends `body` to a worker of `key` and returns its answer. A failed worker is replaced in the background.
+    pub async fn call(&self, key: &K, body: &RawValue) -> Result<Answer, PoolError> {
+        let mut worker = self.acquire(key).await?;
+        Ok(worker.call(body).await?)
+    }
+
+    /// Takes an idle worker of `key`, or starts one.
+    pub async fn acquire(&self, key: &K) -> Result<PooledWorker<K>, PoolError> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.config.acquire_timeout;
+        loop {
+            let freed = inner.freed.notified();
+            let evicted = {
+                let mut state = inner.lock();
+                if let Some(idle) = state.idle.get_mut(key).and_then(Vec::pop) {
+                    drop(state);
+                    inner.top_up(key);
+                    return Ok(inner.hand_out(key, idle.worker));
+                }
+                let live = state.live.get(key).copied().unwrap_or(0);
+                if live < inner.config.max_per_key && state.total < inner.config.max_total {
+                    state.reserve(key);
+                    None
+                } else if live < inner.config.max_per_key {
+                    // At the global cap: make room by stopping the least recently used idle worker of any key.
+                    state.evict_least_recently_used()
+                } else {
+                    Some(None)
+                }
+            };
+            match evicted {
+                None => {
+                    let started = inner.start(key).await;
+                    inner.top_up(key);
+                    return Ok(inner.hand_out(key, started?));
+                }
+                Some(Some(worker)) => {
+                    tokio::spawn(worker.shutdown());
+                    continue;
+                }
+                Some(None) => {}
+            }
+            // Every worker this caller could use is busy: wait for one to come back.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, freed).await.is_err() {
+                return Err(PoolError::Exhausted(inner.config.acquire_timeout));
+            }
+        }
+    }
+
+    /// Starts workers of `key` until `ready_per_key` are ready, and waits for them.
+    pub async fn prewarm(&self, key: &K) {
+        self.inner.fill(key).await;
+    }
+
+    /// Stops idle workers unused for longer than `age`; the background task does this with `idle_timeout`.
+    pub fn evict_idle_older_than(&self, age: Duration) {
+        self.inner.evict_idle_older_than(age);
+    }
+
+    pub fn stats(&self, key: &K) -> PoolStats {
+        let state = self.inner.lock();
+        PoolStats {
+            idle: state.idle.get(key).map_or(0, Vec::len),
+            live: state.live.get(key).copied().unwrap_or(0),
+            total: state.total,
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
+    fn lock(&self) -> MutexGuard<'_, State<K>> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn hand_out(self: &Arc<Self>, key: &K, worker: Worker) -> PooledWorker<K> {
+        PooledWorker {
+            worker: Some(worker),
+            key: key.clone(),
+            pool: self.clone(),
+        }
+    }
+
+    /// Starts a worker for a slot already reserved; gives the slot back if the start fails.
+    async fn start(&self, key: &K) -> Result<Worker, WorkerError> {
+        let spec = (self.spec_for)(key);
+        let started = Worker::start(&self.sandbox, spec, self.config.worker.clone()).await;
+        if let Err(error) = &started {
+            tracing::warn!(%error, ?key, "start a pooled worker");
+            self.lock().forget(key);
+            self.freed.notify_waiters();
+        }
+        started
+    }
+
+    /// Starts, in the background, the workers `key` is short of being ready.
+    fn top_up(self: &Arc<Self>, key: &K) {
+        let inner = self.clone();
+        let key = key.clone();
+        tokio::spawn(async move { inner.fill(&key).await });
+    }
+
+    /// Starts the workers `key` is short of being ready and waits until they are idle (or failed to start).
+    async fn fill(&self, key: &K) {
+        let wanted = {
+            let mut state = self.lock();
+            let ready = state.idle.get(key).map_or(0, Vec::len) + state.starting.get(key).copied().unwrap_or(0);
+            let live = state.live.get(key).copied().unwrap_or(0);
+            let room =
+                (self.config.max_per_key.saturating_sub(live)).min(self.config.max_total.saturating_sub(state.total));
+            let wanted = self.config.ready_per_key.saturating_sub(ready).min(room);
+            for _ in 0..wanted {
+                state.reserve(key);
+                *state.starting.entry(key.clone()).or_default() += 1;
+            }
+            wanted
+        };
+        let starts = (0..wanted).map(|_| self.start(key));
+        for started in futures_util::future::join_all(starts).await {
+            let mut state = self.lock();
+            if let Some(starting) = state.starting.get_mut(key) {
+                *starting = starting.saturating_sub(1);
+            }
+            if let Ok(worker) = started {
+                state.park(key, worker);
+            }
+        }
+        if wanted > 0 {
+            self.freed.notify_waiters();
+        }
+    }
+
+    /// A worker coming back from a caller.
+    fn release(self: &Arc<Self>, key: &K, worker: Worker) {
+        if worker.is_healthy() {
+            self.lock().park(key, worker);
+        } else {
+            self.lock().forget(key);
+            self.top_up(key);
+        }
+        self.freed.notify_waiters();
+    }
+
+    fn evict_idle_older_than(&self, age: Duration) {
+        let now = Instant::now();
+        let stale: Vec<Worker> = {
+            let mut state = self.lock();
+            let mut stale = Vec::new();
+            let keys: Vec<K> = state.idle.keys().cloned().collect();
+            for key in keys {
+                let idle = state.idle.remove(&key).unwrap_or_default();
+                let (old, fresh): (Vec<Idle>, Vec<Idle>) =
+                    idle.into_iter().partition(|i| now.duration_since(i.since) > age);
+                for _ in &old {
+                    state.forget(&key);
+                }
+                stale.extend(old.into_iter().map(|i| i.worker));
+                if !fresh.is_empty() {
+                    state.idle.insert(key, fresh);
+                }
+            }
+            stale
+        };
+        if !stale.is_empty() {
+            tracing::debug!(workers = stale.len(), "stop idle workers");
+            self.freed.notify_waiters();
+        }
+        for worker in stale {
+            tokio::spawn(worker.shutdown());
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> State<K> {
+    fn reserve(&mut self, key: &K) {
+        *self.live.entry(key.clone()).or_default() += 1;
+        self.total += 1;
+    }
+
+    fn forget(&mut self, key: &K) {
+        if let Some(live) = self.live.get_mut(key) {
+            *live = live.saturating_sub(1);
+            if *live == 0 {
+                self.live.remove(key);
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+    }
+
+    fn park(&mut self, key: &K, worker: Worker) {
+        self.clock += 1;
+        let tick = self.clock;
+        self.idle.entry(key.clone()).or_default().push(Idle {
+            worker,
+            since: Instant::now(),
+            tick,
+        });
+    }
+
+    /// Removes the least recently used idle worker of any key: `Some(Some(worker))`, or `Some(None)` when every
+    /// worker is busy.
+    fn evict_least_recently_used(&mut self) -> Option<Option<Worker>> {
+        let oldest = self
+            .idle
+            .iter()
+            .filter_map(|(key, idle)| idle.iter().map(|i| i.tick).min().map(|tick| (tick, key.clone())))
+            .min_by_key(|(tick, _)| *tick);
+        let Some((tick, key)) = oldest else {
+            return Some(None);
+        };
+        let idle = self.idle.get_mut(&key)?;
+        let position = idle.iter().position(|i| i.tick == tick)?;
+        let evicted = idle.remove(position);
+        if idle.is_empty() {
+            self.idle.remove(&key);
+        }
+        self.forget(&key);
+        Some(Some(evicted.worker))
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> PooledWorker<K> {
+    pub async fn call(&mut self, body: &RawValue) -> Result<Answer, WorkerError> {
+        match self.worker.as_mut() {
+            Some(worker) => worker.call(body).await,
+            None => Err(WorkerError::Broken),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.worker.as_ref().map_or(0, Worker::pid)
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Drop for PooledWorker<K> {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.pool.release(&self.key, worker);
+        }
+    }
+}
+
+async fn evict_idle_forever<K: Eq + Hash + Clone + Send + Sync + Debug + 'static>(pool: Weak<Inner<K>>) {
+    loop {
+        let period = match pool.upgrade() {
+            Some(inner) => (inner.config.idle_timeout / 4).max(Duration::from_millis(100)),
+            None => return,
+        };
+        tokio::time::sleep(period).await;
+        match pool.upgrade() {
+            Some(inner) => inner.evict_idle_older_than(inner.config.idle_timeout),
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The supervisor↔worker protocol, version [`PROTOCOL_VERSION`]: the one definition of what crosses the pipes to a
+//! jailed worker, for any language.
+//!
+//! A frame is a 4-byte little-endian length followed by that many bytes of UTF-8 JSON. The worker speaks first, a
+//! `hello` naming its protocol version; then the supervisor sends one `request` at a time and the worker answers it
+//! with one `response` carrying the same id and either `ok` (any JSON) or `error` (the user's code failed: a kind and
+//! a message). Anything else (a frame above the cap, a truncated frame, bytes that are not a message, a wrong id) is
+//! a protocol violation and the worker is discarded.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Frames larger than this are refused unless the worker's configuration says otherwise.
+pub const DEFAULT_MAX_FRAME_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Worker → supervisor, once, first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename = "hello")]
+pub struct Hello {
+    pub protocol: u32,
+}
+
+/// Supervisor → worker. The field order is part of the wire format (simple workers may rely on it).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "request")]
+pub struct Request<'a> {
+    pub id: u64,
+    pub body: &'a RawValue,
+}
+
+/// Worker → supervisor, one per request.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename = "response")]
+pub struct Response {
+    pub id: u64,
+    #[serde(default)]
+    pub ok: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub error: Option<UserError>,
+}
+
+/// The worker ran the request and the user's code failed: the worker itself is fine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserError {
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("the stream ended")]
+    Closed,
+    #[error("the stream ended inside a frame")]
+    Truncated,
+    #[error("a frame of {length} bytes is above the cap of {cap}")]
+    TooLarge { length: u32, cap: u32 },
+    #[error("not a protocol message: {0}")]
+    Garbage(String),
+    #[error("pipe: {0}")]
+    Io(std::io::Error),
+}
+
+/// Writes one frame.
+pub async fn write_frame(writer: &mut (impl AsyncWrite + Unpin), payload: &[u8]) -> Result<(), FrameError> {
+    let length = u32::try_from(payload.len()).map_err(|_| FrameError::TooLarge {
+        length: u32::MAX,
+        cap: u32::MAX,
+    })?;
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&length.to_le_bytes());
+    frame.extend_from_slice(payload);
+    writer.write_all(&frame).await.map_err(FrameError::Io)?;
+    writer.flush().await.map_err(FrameError::Io)
+}
+
+/// Reads one frame's payload, refusing one above `cap` before reading it.
+pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin), cap: u32) -> Result<Vec<u8>, FrameError> {
+    let mut header = [0_u8; 4];
+    let mut filled = 0;
+    while filled < header.len() {
+        match reader.read(&mut header[filled..]).await.map_err(FrameError::Io)? {
+            0 if filled == 0 => return Err(FrameError::Closed),
+            0 => return Err(FrameError::Truncated),
+            n => filled += n,
+        }
+    }
+    let length = u32::from_le_bytes(header);
+    if length > cap {
+        return Err(FrameError::TooLarge { length, cap });
+    }
+    let mut payload = vec![0_u8; length as usize];
+    reader.read_exact(&mut payload).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated
+        } else {
+            FrameError::Io(e)
+        }
+    })?;
+    Ok(payload)
+}
+
+/// Parses a frame as message `T`.
+pub fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, FrameError> {
+    serde_json::from_slice(payload).map_err(|e| {
+        let shown = String::from_utf8_lossy(&payload[..payload.len().min(80)]).into_owned();
+        FrameError::Garbage(format!("{e}: {shown:?}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_bad_frames_are_typed() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        write_frame(&mut a, br#"{"type":"hello","protocol":1}"#)
+            .await
+            .expect("write");
+        let payload = read_frame(&mut b, 1024).await.expect("read");
+        assert_eq!(parse::<Hello>(&payload).expect("hello"), Hello { protocol: 1 });
+
+        write_frame(&mut a, &[b'x'; 100]).await.expect("write");
+        assert!(matches!(
+            read_frame(&mut b, 10).await,
+            Err(FrameError::TooLarge { length: 100, cap: 10 })
+        ));
+
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&[50, 0, 0, 0, b'{']).await.expect("write");
+        drop(a);
+        assert!(matches!(read_frame(&mut b, 1024).await, Err(FrameError::Truncated)));
+        assert!(matches!(read_frame(&mut b, 1024).await, Err(FrameError::Closed)));
+
+        assert!(matches!(parse::<Hello>(b"nope!"), Err(FrameError::Garbage(_))));
+    }
+
+    #[test]
+    fn a_request_keeps_its_field_order() {
+        let body = RawValue::from_string(r#"{"cmd":"echo"}"#.into()).expect("raw");
+        let text = serde_json::to_string(&Request { id: 7, body: &body }).expect("serialize");
+        assert_eq!(text, r#"{"type":"request","id":7,"body":{"cmd":"echo"}}"#);
+    }
+}

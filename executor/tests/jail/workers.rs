@@ -1,0 +1,269 @@
+//! Jailed workers over the framed protocol, and the warm pool.
+
+use std::time::Duration;
+
+use hapnd_executor::worker::pool::PoolStats;
+use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, Worker, WorkerConfig, WorkerError};
+use serde_json::value::RawValue;
+
+use crate::support::{sandbox, worker_spec};
+
+fn body(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_owned()).expect("valid JSON")
+}
+
+/// `(pid, requests served)` as the test worker reports them.
+async fn pid_and_count(worker: &mut Worker) -> (u64, u64) {
+    let answer = worker.call(&body(r#"{"cmd":"pid"}"#)).await.expect("call").expect("ok");
+    let value: serde_json::Value = serde_json::from_str(answer.get()).expect("json");
+    (
+        value["pid"].as_u64().expect("pid"),
+        value["count"].as_u64().expect("count"),
+    )
+}
+
+async fn start(args: &[&str]) -> Result<Worker, WorkerError> {
+    Worker::start(&sandbox(), worker_spec(args), WorkerConfig::default()).await
+}
+
+#[tokio::test]
+async fn a_worker_greets_answers_and_is_reused_across_requests() {
+    let mut worker = start(&[]).await.expect("start");
+    let answer = worker.call(&body(r#"{"cmd":"echo","n":[1,2,3]}"#)).await.expect("call");
+    assert_eq!(answer.expect("ok").get(), r#"{"cmd":"echo","n":[1,2,3]}"#);
+
+    let error = worker
+        .call(&body(r#"{"cmd":"fail"}"#))
+        .await
+        .expect("a user error is an answer");
+    let error = error.expect_err("the user's code failed");
+    assert_eq!(
+        (error.kind.as_str(), error.message.as_str()),
+        ("user", "failed on purpose")
+    );
+    assert!(worker.is_healthy(), "a user error leaves the worker usable");
+
+    // stderr is drained in the background, so a chatty worker does not block.
+    worker
+        .call(&body(r#"{"cmd":"stderr"}"#))
+        .await
+        .expect("call")
+        .expect("ok");
+    let (pid, count) = pid_and_count(&mut worker).await;
+    assert_eq!(count, 4, "the same process served every request");
+    assert_eq!(pid, 1, "the worker is pid 1 of its own pid namespace");
+    assert_eq!(worker.served(), 4);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_protocol_version_or_a_silent_worker_is_refused_at_the_handshake() {
+    let error = start(&["--hello-version", "2"]).await.expect_err("refused");
+    assert!(
+        matches!(&error, WorkerError::Protocol(m) if m.contains("protocol 2")),
+        "{error}"
+    );
+
+    let config = WorkerConfig {
+        handshake_timeout: Duration::from_millis(500),
+        ..WorkerConfig::default()
+    };
+    let error = Worker::start(&sandbox(), worker_spec(&["--no-hello"]), config)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&error, WorkerError::Protocol(m) if m.contains("no hello")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_kills_the_worker() {
+    let mut spec = worker_spec(&[]);
+    spec.limits.request_timeout = Duration::from_secs(1);
+    let mut worker = Worker::start(&sandbox(), spec, WorkerConfig::default())
+        .await
+        .expect("start");
+    let started = std::time::Instant::now();
+    let error = worker.call(&body(r#"{"cmd":"spin"}"#)).await.expect_err("timed out");
+    assert!(
+        matches!(error, WorkerError::Timeout(d) if d == Duration::from_secs(1)),
+        "{error}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(!worker.is_healthy());
+    assert!(matches!(worker.call(&body("{}")).await, Err(WorkerError::Broken)));
+}
+
+#[tokio::test]
+async fn crashes_and_exits_are_reported_with_their_cause() {
+    let mut worker = start(&[]).await.expect("start");
+    let error = worker.call(&body(r#"{"cmd":"crash"}"#)).await.expect_err("crashed");
+    assert!(
+        matches!(
+            error,
+            WorkerError::Crashed {
+                outcome: Outcome::Signaled(libc::SIGSEGV),
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    let mut worker = start(&[]).await.expect("start");
+    let error = worker.call(&body(r#"{"cmd":"exit"}"#)).await.expect_err("exited");
+    assert!(
+        matches!(
+            error,
+            WorkerError::Crashed {
+                outcome: Outcome::Exited(7),
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_over_its_memory_limit_is_reported_out_of_memory() {
+    let mut spec = worker_spec(&[]);
+    spec.limits.memory_bytes = 64 * 1024 * 1024;
+    let mut worker = Worker::start(&sandbox(), spec, WorkerConfig::default())
+        .await
+        .expect("start");
+    let error = worker.call(&body(r#"{"cmd":"alloc"}"#)).await.expect_err("killed");
+    assert!(matches!(error, WorkerError::OutOfMemory), "{error}");
+}
+
+#[tokio::test]
+async fn garbage_oversized_and_truncated_frames_discard_the_worker() {
+    for (command, expected) in [
+        ("garbage", "not a protocol message"),
+        ("huge", "above the cap"),
+        ("truncated", "inside a frame"),
+    ] {
+        let mut worker = start(&[]).await.expect("start");
+        let error = worker
+            .call(&body(&format!(r#"{{"cmd":"{command}"}}"#)))
+            .await
+            .expect_err("a protocol violation");
+        assert!(
+            matches!(&error, WorkerError::Protocol(m) if m.contains(expected)),
+            "{command}: {error}"
+        );
+        assert!(!worker.is_healthy());
+    }
+}
+
+fn pool(config: PoolConfig) -> Pool<String> {
+    Pool::new(sandbox(), config, |_key: &String| worker_spec(&[]))
+}
+
+async fn pooled_pid(pool: &Pool<String>, key: &str) -> (u64, u64) {
+    let answer = pool
+        .call(&key.to_owned(), &body(r#"{"cmd":"pid"}"#))
+        .await
+        .expect("call")
+        .expect("ok");
+    let value: serde_json::Value = serde_json::from_str(answer.get()).expect("json");
+    (
+        value["pid"].as_u64().expect("pid"),
+        value["count"].as_u64().expect("count"),
+    )
+}
+
+/// The worker's host pid, which tells workers apart (inside, every worker is pid 1).
+async fn host_pid(pool: &Pool<String>, key: &str) -> i32 {
+    pool.acquire(&key.to_owned()).await.expect("acquire").pid()
+}
+
+#[tokio::test]
+async fn the_pool_reuses_a_worker_and_replaces_a_failed_one() {
+    let pool = pool(PoolConfig {
+        ready_per_key: 0,
+        ..PoolConfig::default()
+    });
+    let key = "tenant-a".to_owned();
+    assert_eq!(pooled_pid(&pool, &key).await.1, 1);
+    assert_eq!(
+        pooled_pid(&pool, &key).await.1,
+        2,
+        "the second request went to the same warm worker"
+    );
+    let first = host_pid(&pool, &key).await;
+
+    let crashed = pool.call(&key, &body(r#"{"cmd":"crash"}"#)).await;
+    assert!(matches!(crashed, Err(PoolError::Worker(WorkerError::Crashed { .. }))));
+    assert_eq!(pool.stats(&key).live, 0, "the failed worker is gone");
+    let second = host_pid(&pool, &key).await;
+    assert_ne!(first, second, "a new worker took its place");
+    assert_eq!(pooled_pid(&pool, &key).await.1, 1, "the new worker's first request");
+    assert_eq!(pooled_pid(&pool, &key).await.1, 2, "and it is reused in turn");
+}
+
+#[tokio::test]
+async fn prewarmed_workers_are_ready_and_idle_ones_are_evicted() {
+    let pool = pool(PoolConfig {
+        ready_per_key: 2,
+        ..PoolConfig::default()
+    });
+    let key = "tenant-b".to_owned();
+    pool.prewarm(&key).await;
+    assert_eq!(
+        pool.stats(&key),
+        PoolStats {
+            idle: 2,
+            live: 2,
+            total: 2
+        }
+    );
+    pool.evict_idle_older_than(Duration::ZERO);
+    assert_eq!(
+        pool.stats(&key),
+        PoolStats {
+            idle: 0,
+            live: 0,
+            total: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn keys_never_share_workers_and_the_global_cap_evicts_the_least_recently_used() {
+    let pool = pool(PoolConfig {
+        ready_per_key: 0,
+        max_total: 2,
+        ..PoolConfig::default()
+    });
+    let (a, b, c) = ("a".to_owned(), "b".to_owned(), "c".to_owned());
+    let pid_a = host_pid(&pool, &a).await;
+    let pid_b = host_pid(&pool, &b).await;
+    assert_ne!(pid_a, pid_b, "each key has its own worker");
+    assert_eq!(host_pid(&pool, &b).await, pid_b, "b's worker serves b again");
+    assert_eq!(pool.stats(&a).total, 2);
+
+    // At the cap, c takes the place of a's worker, the least recently used.
+    let pid_c = host_pid(&pool, &c).await;
+    assert!(pid_c != pid_a && pid_c != pid_b);
+    assert_eq!(pool.stats(&a).live, 0);
+    assert_eq!(pool.stats(&b).live, 1);
+    assert_eq!(pool.stats(&c).live, 1);
+    assert_eq!(pool.stats(&c).total, 2);
+}
+
+#[tokio::test]
+async fn a_busy_pool_at_its_cap_makes_callers_wait_then_gives_up() {
+    let pool = pool(PoolConfig {
+        ready_per_key: 0,
+        max_per_key: 1,
+        acquire_timeout: Duration::from_millis(300),
+        ..PoolConfig::default()
+    });
+    let key = "busy".to_owned();
+    let held = pool.acquire(&key).await.expect("the only worker");
+    let waited = pool.acquire(&key).await;
+    assert!(matches!(waited, Err(PoolError::Exhausted(_))));
+    let pid = held.pid();
+    drop(held);
+    assert_eq!(pool.acquire(&key).await.expect("free again").pid(), pid);
+}
