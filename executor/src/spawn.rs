@@ -1,8 +1,8 @@
-//! Starting a jail: `clone3` into a new pid namespace, exec the init program with an empty environment, hand it its
+//! Starting a jail: `clone` into a new pid namespace, exec the init program with an empty environment, hand it its
 //! [`InitSpec`] over the control socket, and wait until it has exec'd the program (the socket closes) or reports
 //! the step that failed.
 //!
-//! Between `clone3` and `execve` the child runs in a copy of a multi-threaded process, so it only makes
+//! Between `clone` and `execve` the child shares the memory of a multi-threaded process, so it only makes
 //! async-signal-safe calls (`fcntl`, `dup2`, `execve`, `_exit`) on data prepared before the clone.
 
 use std::ffi::CString;
@@ -90,33 +90,40 @@ pub(crate) fn spawn(init_program: &Path, spec: &InitSpec, stdio: [StdioMode; 3])
         init_end.as_raw_fd(),
     ];
 
-    let mut pidfd: RawFd = -1;
-    let mut args = CloneArgs {
-        flags: (libc::CLONE_NEWPID | libc::CLONE_PIDFD) as u64,
-        pidfd: &mut pidfd as *mut RawFd as u64,
-        child_tid: 0,
-        parent_tid: 0,
-        exit_signal: libc::SIGCHLD as u64,
-        stack: 0,
-        stack_size: 0,
-        tls: 0,
-        set_tid: 0,
-        set_tid_size: 0,
-        cgroup: 0,
+    let child = ChildArgs {
+        sources,
+        program: program.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
     };
-    // SAFETY: `args` is a valid clone_args of the size passed. Without CLONE_VM the child gets a copy of this
-    // process and continues here with a return value of 0.
-    let pid = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, size_of::<CloneArgs>()) };
-    if pid == 0 {
-        // SAFETY: the child only makes async-signal-safe calls on memory prepared before the clone, then execs or
-        // exits; it never returns into Rust code.
-        unsafe { exec_init_child(&sources, &program, &argv, &envp) }
-    }
+    // The child runs on its own stack while this thread waits (CLONE_VFORK) until it has exec'd, and shares this
+    // process's memory (CLONE_VM) instead of copying its page tables, which would cost more the larger the
+    // supervisor grows. This is how posix_spawn starts processes.
+    let mut stack = vec![0_u8; CHILD_STACK_BYTES];
+    // SAFETY: one past the end of `stack`, rounded down to the 16 bytes the ABI wants; the stack grows down into it.
+    let stack_top = unsafe { stack.as_mut_ptr().add(CHILD_STACK_BYTES) }.map_addr(|a| a & !15);
+    let mut pidfd: RawFd = -1;
+    let blocked = block_all_signals();
+    // SAFETY: `child_main` only makes async-signal-safe calls on `child`, which outlives the child's use of it: with
+    // CLONE_VFORK this thread resumes only after the child exec'd or exited. Signals stay blocked until then, so no
+    // handler of this process runs on the child's stack. With CLONE_PIDFD the pidfd is stored through `parent_tid`.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            stack_top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWPID | libc::CLONE_PIDFD | libc::SIGCHLD,
+            (&child as *const ChildArgs).cast_mut().cast(),
+            &mut pidfd as *mut RawFd,
+        )
+    };
+    let clone_error = std::io::Error::last_os_error();
+    restore_signals(&blocked);
+    drop(stack);
     if pid < 0 {
-        return Err(SpawnError::Os("clone3", std::io::Error::last_os_error()));
+        return Err(SpawnError::Os("clone", clone_error));
     }
     let pid = pid as libc::pid_t;
-    // SAFETY: clone3 with CLONE_PIDFD stored a new descriptor that nothing else owns.
+    // SAFETY: clone with CLONE_PIDFD stored a new descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop(child_fds);
     drop(init_end);
@@ -191,19 +198,24 @@ pub(crate) fn wait_exit(pidfd: RawFd) -> std::io::Result<(bool, i32)> {
     }
 }
 
-/// The child's side: descriptors into place, then exec. Never returns.
-///
-/// # Safety
-/// Call only in the child of `clone3`, with pointers to memory prepared before the clone.
-unsafe fn exec_init_child(
-    sources: &[RawFd; 4],
-    program: &CString,
-    argv: &[*const libc::c_char; 2],
-    envp: &[*const libc::c_char; 1],
-) -> ! {
+const CHILD_STACK_BYTES: usize = 64 * 1024;
+
+/// What the child needs, prepared before the clone.
+struct ChildArgs {
+    /// The descriptors that become 0, 1, 2 and the control socket (3).
+    sources: [RawFd; 4],
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+}
+
+/// The child's side: descriptors into place, then exec; `_exit(127)` if anything fails.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `ChildArgs`, alive until this child execs (CLONE_VFORK).
+    let args = unsafe { &*(arg as *const ChildArgs) };
     // Move every source above the targets first, so that placing one cannot overwrite another.
     let mut high = [0 as RawFd; 4];
-    for (index, source) in sources.iter().enumerate() {
+    for (index, source) in args.sources.iter().enumerate() {
         // SAFETY: fcntl is async-signal-safe.
         high[index] = unsafe { libc::fcntl(*source, libc::F_DUPFD_CLOEXEC, 16) };
         if high[index] < 0 {
@@ -221,9 +233,26 @@ unsafe fn exec_init_child(
     }
     debug_assert_eq!(CONTROL_FD, 3);
     // SAFETY: execve is async-signal-safe; the arrays are null-terminated and outlive the call.
-    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    unsafe { libc::execve(args.program, args.argv, args.envp) };
     // SAFETY: _exit is async-signal-safe.
     unsafe { libc::_exit(127) }
+}
+
+/// Blocks every signal in this thread, returning the mask to restore.
+fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t values initialised by sigfillset/pthread_sigmask before use.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+fn restore_signals(mask: &libc::sigset_t) {
+    // SAFETY: a mask returned by pthread_sigmask.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
@@ -244,20 +273,4 @@ fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, SpawnError> {
     }
     // SAFETY: a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// `struct clone_args` of `clone3(2)`.
-#[repr(C)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
 }

@@ -2,8 +2,8 @@
 //! ([`Pool`]).
 
 pub mod pool;
-pub mod protocol;
 mod process;
+pub mod protocol;
 
 pub use pool::{Pool, PoolConfig, PoolError};
 pub use process::{Answer, Worker, WorkerConfig, WorkerError};
