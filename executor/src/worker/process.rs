@@ -123,6 +123,11 @@ impl Worker {
         self.pid
     }
 
+    /// The jail's cgroup directories, while the worker runs.
+    pub fn cgroup_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.jail.as_ref().map(|j| j.cgroup_dirs().to_vec()).unwrap_or_default()
+    }
+
     /// Requests answered so far.
     pub fn served(&self) -> u64 {
         self.served

@@ -8,6 +8,18 @@ use serde_json::value::RawValue;
 
 use crate::support::{sandbox, worker_spec};
 
+/// A failed worker has been killed and reaped (no process, no zombie: its pid is gone) and its cgroup removed.
+fn assert_left_nothing(pid: i32, cgroups: &[std::path::PathBuf]) {
+    assert!(pid > 0 && !cgroups.is_empty());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "worker {pid} was reaped"
+    );
+    for dir in cgroups {
+        assert!(!dir.exists(), "{} was removed", dir.display());
+    }
+}
+
 fn body(json: &str) -> Box<RawValue> {
     RawValue::from_string(json.to_owned()).expect("valid JSON")
 }
@@ -84,6 +96,7 @@ async fn a_request_past_its_deadline_kills_the_worker() {
     let mut worker = Worker::start(&sandbox(), spec, WorkerConfig::default())
         .await
         .expect("start");
+    let (pid, cgroups) = (worker.pid(), worker.cgroup_dirs());
     let started = std::time::Instant::now();
     let error = worker.call(&body(r#"{"cmd":"spin"}"#)).await.expect_err("timed out");
     assert!(
@@ -92,13 +105,16 @@ async fn a_request_past_its_deadline_kills_the_worker() {
     );
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert!(!worker.is_healthy());
+    assert_left_nothing(pid, &cgroups);
     assert!(matches!(worker.call(&body("{}")).await, Err(WorkerError::Broken)));
 }
 
 #[tokio::test]
 async fn crashes_and_exits_are_reported_with_their_cause() {
     let mut worker = start(&[]).await.expect("start");
+    let (pid, cgroups) = (worker.pid(), worker.cgroup_dirs());
     let error = worker.call(&body(r#"{"cmd":"crash"}"#)).await.expect_err("crashed");
+    assert_left_nothing(pid, &cgroups);
     assert!(
         matches!(
             error,
