@@ -19,7 +19,8 @@ use crate::spec::SandboxSpec;
 /// How the supervisor runs jails on this host.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// The jail's init: `hapnd-sandbox-init`, or any binary that calls `hapnd_executor::init::main()` first thing.
+    /// The jail's init: `hapnd-sandbox-init`, or any binary that calls `hapnd_executor::init::main()` first thing
+    /// when started under the name [`crate::init::INIT_NAME`] (it is exec'd with that `argv[0]`).
     pub init_program: PathBuf,
     /// The cgroup (under each hierarchy on v1) that holds the jails' cgroups.
     pub cgroup_parent: String,
@@ -263,6 +264,7 @@ impl Sandbox {
             seccomp: self.seccomp.clone(),
             exec: ExecPlan {
                 program: spec.program.clone(),
+                argv0: spec.argv0.clone(),
                 args: spec.args.clone(),
                 env: spec.env.clone(),
                 cwd: spec.cwd.clone().unwrap_or_else(|| spec.scratch.path.clone()),

@@ -54,7 +54,9 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) fn spawn(init_program: &Path, spec: &InitSpec, stdio: [StdioMode; 3]) -> Result<Spawned, SpawnError> {
     let program =
         CString::new(init_program.as_os_str().as_bytes()).map_err(|_| SpawnError::Nul(init_program.into()))?;
-    let argv: [*const libc::c_char; 2] = [program.as_ptr(), std::ptr::null()];
+    // argv[0] names the role, so a multi-call binary (`hapnd` itself) knows to act as the init.
+    let name = CString::new(crate::init::INIT_NAME).map_err(|_| SpawnError::Nul(init_program.into()))?;
+    let argv: [*const libc::c_char; 2] = [name.as_ptr(), std::ptr::null()];
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
 
     let (supervisor_end, init_end) = UnixStream::pair().map_err(|e| SpawnError::Os("socketpair", e))?;

@@ -12,6 +12,8 @@ pub struct SandboxSpec {
     /// Absolute path of the program, as seen inside the jail (it must lie under one of `read_only`).
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// The program's `argv[0]`; its path when `None`. Multi-call binaries choose their role by it.
+    pub argv0: Option<String>,
     /// Host paths the program may read (and execute), mounted read-only at the same place inside the jail. Nothing
     /// else of the host is visible.
     pub read_only: Vec<PathBuf>,
@@ -69,6 +71,7 @@ impl SandboxSpec {
         SandboxSpec {
             program: program.into(),
             args: Vec::new(),
+            argv0: None,
             read_only: Vec::new(),
             scratch: Scratch {
                 path: PathBuf::from("/tmp"),

@@ -1,4 +1,8 @@
-//! The `hapnd` command: `serve` runs the server; `tenant` and `key` manage the catalog, also while it runs.
+//! The `hapnd` command: `serve` runs the server; `tenant` and `key` manage the catalog, also while it runs; `doctor`
+//! checks the host; `sandbox exec` runs a program in the workers' jail.
+//!
+//! The binary is also the jail's init and the doctor's echo worker: the executor starts it under those names
+//! (`argv[0]`), and `main` hands over before anything else runs.
 
 mod commands;
 
@@ -30,6 +34,17 @@ enum Command {
     /// Create, list and revoke API keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Check that this host can run Hapnd and jail user code
+    Doctor(commands::doctor::DoctorArgs),
+    /// Run programs in the jail that workers get
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Run PROGRAM in exactly the workers' jail, with this terminal's standard streams
+    Exec(commands::sandbox::ExecArgs),
 }
 
 #[derive(Subcommand)]
@@ -83,6 +98,12 @@ struct Target {
 }
 
 fn main() -> ExitCode {
+    if hapnd_executor::init::invoked_as_init() {
+        hapnd_executor::init::main();
+    }
+    if hapnd_executor::worker::echo::invoked_as_echo_worker() {
+        hapnd_executor::worker::echo::main();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
@@ -101,6 +122,8 @@ fn main() -> ExitCode {
         Command::Key(KeyCommand::List { tenant, target }) => {
             commands::catalog::list_keys(&target.data_dir, &tenant, target.json)
         }
+        Command::Doctor(args) => return commands::doctor::run(&args),
+        Command::Sandbox(SandboxCommand::Exec(args)) => return commands::sandbox::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

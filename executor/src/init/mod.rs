@@ -16,6 +16,16 @@ use std::os::fd::FromRawFd;
 
 use self::protocol::{CONTROL_FD, InitFailure, InitSpec};
 
+/// The `argv[0]` the init is started with.
+pub const INIT_NAME: &str = "hapnd-sandbox-init";
+
+/// Whether this process was started as the jail's init: multi-call binaries check this first thing in `main`.
+pub fn invoked_as_init() -> bool {
+    std::env::args_os()
+        .next()
+        .is_some_and(|arg0| std::path::Path::new(&arg0).file_name() == Some(std::ffi::OsStr::new(INIT_NAME)))
+}
+
 /// Exit status of an init whose setup failed (the failure itself went to the control socket).
 pub const SETUP_FAILED_EXIT: i32 = 125;
 

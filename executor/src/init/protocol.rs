@@ -58,6 +58,8 @@ pub struct BpfInstruction {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExecPlan {
     pub program: PathBuf,
+    /// `argv[0]`; the program's path when `None`.
+    pub argv0: Option<String>,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,

@@ -159,7 +159,11 @@ impl Sys for RealSys {
     fn exec(&mut self, plan: &ExecPlan) -> SysResult {
         rootfs::chdir_path(&plan.cwd)?;
         let program = c_bytes(plan.program.as_os_str().as_bytes())?;
-        let args = std::iter::once(Ok(program.clone()))
+        let argv0 = match &plan.argv0 {
+            Some(name) => c_bytes(name.as_bytes())?,
+            None => program.clone(),
+        };
+        let args = std::iter::once(Ok(argv0))
             .chain(plan.args.iter().map(|a| c_bytes(a.as_bytes())))
             .collect::<Result<Vec<_>, _>>()?;
         let env = plan

@@ -88,6 +88,7 @@ mod tests {
             }]],
             exec: ExecPlan {
                 program: PathBuf::from("/opt/worker/run"),
+                argv0: None,
                 args: vec!["--serve".into()],
                 env: vec![("LANG".into(), "C".into())],
                 cwd: PathBuf::from("/tmp"),

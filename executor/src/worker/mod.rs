@@ -1,6 +1,7 @@
 //! Long-lived jailed workers: the framed protocol ([`protocol`]), one worker ([`Worker`]) and the warm pool
 //! ([`Pool`]).
 
+pub mod echo;
 pub mod pool;
 mod process;
 pub mod protocol;

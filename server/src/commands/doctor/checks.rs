@@ -1,0 +1,396 @@
+//! What `hapnd doctor` concludes from what it found: one [`Check`] per item, each ok, warn or fail with a one-line
+//! fix. Pure: the findings come from a [`Host`], so a missing feature can be tested without a host that lacks it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::host::{DataDirInfo, Host, Namespace};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+        Check {
+            name,
+            status: Status::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            name,
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            name,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The capabilities the supervisor uses to build jails, and what for.
+pub const NEEDED_CAPABILITIES: [(&str, &str); 5] = [
+    ("CAP_SYS_ADMIN", "namespaces, mounts and pivot_root"),
+    ("CAP_SETUID", "switching to the jail user"),
+    ("CAP_SETGID", "switching to the jail group"),
+    ("CAP_SETPCAP", "emptying the jail's bounding set"),
+    (
+        "CAP_DAC_OVERRIDE",
+        "writing cgroup files and binding paths the jail reads",
+    ),
+];
+
+/// Free space below which the data dir is a warning.
+const LOW_SPACE_BYTES: u64 = 1 << 30;
+
+pub fn run_checks(host: &dyn Host, data_dir: &Path) -> Vec<Check> {
+    let mut checks = vec![privileges(host)];
+    checks.push(cgroups(host));
+    checks.extend(namespaces(host));
+    checks.push(pivot_root(host));
+    checks.push(landlock(host));
+    checks.push(seccomp(host));
+    checks.push(dotnet(host));
+    checks.push(jailed_worker(host));
+    checks.push(data_dir_check(host.data_dir(data_dir), data_dir));
+    checks.push(Check::ok("sqlite", format!("SQLite {}", host.sqlite_version())));
+    checks
+}
+
+fn privileges(host: &dyn Host) -> Check {
+    let euid = host.euid();
+    let held = host.effective_capabilities();
+    let missing: Vec<String> = NEEDED_CAPABILITIES
+        .iter()
+        .filter(|(cap, _)| !held.iter().any(|h| h == cap))
+        .map(|(cap, why)| format!("{cap} ({why})"))
+        .collect();
+    match (euid, missing.is_empty()) {
+        (0, true) => Check::ok("privileges", "running as root with the capabilities the jail needs"),
+        (0, false) => Check::fail(
+            "privileges",
+            format!("root, but without {}", missing.join(", ")),
+            "run hapnd outside a capability-restricted container, or grant the capabilities named",
+        ),
+        (uid, _) => Check::fail(
+            "privileges",
+            format!("running as uid {uid}; the jail needs root (it creates namespaces, cgroups and mounts)"),
+            "run hapnd as root (for example from a systemd unit); non-root operation is not supported yet",
+        ),
+    }
+}
+
+fn cgroups(host: &dyn Host) -> Check {
+    match host.cgroups() {
+        Ok(found) => match found.problem {
+            None => Check::ok(
+                "cgroups",
+                format!("{}; memory, cpu and pids usable for jails", found.description),
+            ),
+            Some(problem) => Check::fail(
+                "cgroups",
+                format!("{}; {problem}", found.description),
+                "enable the memory, cpu and pids controllers (cgroup_enable=memory on the kernel command line, or \
+                 delegate them to hapnd's cgroup)",
+            ),
+        },
+        Err(problem) => Check::fail(
+            "cgroups",
+            problem,
+            "mount cgroup2 (or the v1 memory, cpu and pids hierarchies) at /sys/fs/cgroup",
+        ),
+    }
+}
+
+fn namespaces(host: &dyn Host) -> Vec<Check> {
+    Namespace::ALL
+        .iter()
+        .map(|ns| match host.namespace(*ns) {
+            Ok(()) => Check::ok(ns.check_name(), format!("{} namespaces can be created", ns.name())),
+            Err(error) => Check::fail(
+                ns.check_name(),
+                format!("cannot create a {} namespace: {error}", ns.name()),
+                ns.fix(),
+            ),
+        })
+        .collect()
+}
+
+fn pivot_root(host: &dyn Host) -> Check {
+    match host.pivot_root() {
+        Ok(()) => Check::ok("pivot_root", "works in a fresh mount namespace"),
+        Err(error) => Check::fail(
+            "pivot_root",
+            format!("pivot_root in a fresh mount namespace failed: {error}"),
+            "run hapnd on a host filesystem (not from an initramfs root), as root",
+        ),
+    }
+}
+
+fn landlock(host: &dyn Host) -> Check {
+    match host.landlock_abi() {
+        0 => Check::fail(
+            "landlock",
+            "Landlock is not available: the jail fails closed and no worker can start",
+            "use Linux 5.13 or later with Landlock enabled (CONFIG_SECURITY_LANDLOCK=y and `landlock` in the lsm= \
+             boot parameter)",
+        ),
+        abi if abi < 4 => Check::warn(
+            "landlock",
+            format!("Landlock ABI {abi}: files are restricted, but TCP and scoping rules need ABI 4 and 6"),
+            "use Linux 6.12 or later for the full set of Landlock restrictions",
+        ),
+        abi => Check::ok("landlock", format!("Landlock ABI {abi}")),
+    }
+}
+
+fn seccomp(host: &dyn Host) -> Check {
+    match host.seccomp() {
+        Ok(()) => Check::ok("seccomp", "seccomp filters can be installed"),
+        Err(error) => Check::fail(
+            "seccomp",
+            format!("cannot install a seccomp filter: {error}"),
+            "use a kernel built with CONFIG_SECCOMP_FILTER=y",
+        ),
+    }
+}
+
+fn dotnet(host: &dyn Host) -> Check {
+    match host.dotnet() {
+        Ok(versions) if versions.runtimes.is_empty() => Check::fail(
+            "dotnet",
+            "the .NET host is installed but no Microsoft.NETCore.App runtime",
+            "install the .NET 10 runtime (or SDK)",
+        ),
+        Ok(versions) => {
+            let sdks = if versions.sdks.is_empty() {
+                "no SDK".to_owned()
+            } else {
+                format!("SDK {}", versions.sdks.join(", "))
+            };
+            Check::ok("dotnet", format!("runtime {}; {sdks}", versions.runtimes.join(", ")))
+        }
+        Err(error) => Check::fail(
+            "dotnet",
+            format!("no .NET runtime: {error}"),
+            "install the .NET 10 SDK; reducers and projections run on it",
+        ),
+    }
+}
+
+fn jailed_worker(host: &dyn Host) -> Check {
+    match host.jailed_worker() {
+        Ok(took) => Check::ok(
+            "jailed worker",
+            format!("a trivial worker started in the jail and answered in {}", show(took)),
+        ),
+        Err(error) => Check::fail(
+            "jailed worker",
+            format!("a trivial jailed worker did not answer: {error}"),
+            "fix the failures above; `hapnd sandbox exec -- /bin/true` shows the jail's own error",
+        ),
+    }
+}
+
+fn data_dir_check(info: Result<DataDirInfo, String>, dir: &Path) -> Check {
+    let shown = dir.display();
+    match info {
+        Err(error) => Check::fail(
+            "data dir",
+            format!("{shown}: {error}"),
+            "create the data dir and make it writable by the user hapnd runs as",
+        ),
+        Ok(info) if info.filesystem == "nfs" || info.filesystem == "cifs" => Check::warn(
+            "data dir",
+            format!(
+                "{shown} is on {}: SQLite's locking and WAL need a local filesystem",
+                info.filesystem
+            ),
+            "put the data dir on a local disk (ext4, xfs)",
+        ),
+        Ok(info) if info.free_bytes < LOW_SPACE_BYTES => Check::warn(
+            "data dir",
+            format!(
+                "{shown}: only {} MiB free on {}",
+                info.free_bytes >> 20,
+                info.filesystem
+            ),
+            "free space or move the data dir; appends fail when the disk is full",
+        ),
+        Ok(info) => Check::ok(
+            "data dir",
+            format!(
+                "{shown}: writable, {} GiB free on {}",
+                info.free_bytes >> 30,
+                info.filesystem
+            ),
+        ),
+    }
+}
+
+fn show(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::commands::doctor::host::{CgroupsFound, DotnetVersions};
+
+    /// A host with every feature, unless told otherwise.
+    struct FakeHost {
+        landlock_abi: i32,
+        cgroups: Result<CgroupsFound, String>,
+        euid: u32,
+    }
+
+    impl Default for FakeHost {
+        fn default() -> Self {
+            FakeHost {
+                landlock_abi: 7,
+                cgroups: Ok(CgroupsFound {
+                    description: "cgroup v2".into(),
+                    problem: None,
+                }),
+                euid: 0,
+            }
+        }
+    }
+
+    impl Host for FakeHost {
+        fn euid(&self) -> u32 {
+            self.euid
+        }
+        fn effective_capabilities(&self) -> Vec<String> {
+            NEEDED_CAPABILITIES.iter().map(|(cap, _)| (*cap).to_owned()).collect()
+        }
+        fn cgroups(&self) -> Result<CgroupsFound, String> {
+            self.cgroups.clone()
+        }
+        fn namespace(&self, _: Namespace) -> Result<(), String> {
+            Ok(())
+        }
+        fn pivot_root(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn landlock_abi(&self) -> i32 {
+            self.landlock_abi
+        }
+        fn seccomp(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn dotnet(&self) -> Result<DotnetVersions, String> {
+            Ok(DotnetVersions {
+                runtimes: vec!["10.0.12".into()],
+                sdks: vec!["10.0.401".into()],
+            })
+        }
+        fn jailed_worker(&self) -> Result<Duration, String> {
+            Ok(Duration::from_millis(20))
+        }
+        fn data_dir(&self, _: &Path) -> Result<DataDirInfo, String> {
+            Ok(DataDirInfo {
+                free_bytes: 100 << 30,
+                filesystem: "ext4".into(),
+            })
+        }
+        fn sqlite_version(&self) -> String {
+            "3.54.1".into()
+        }
+    }
+
+    fn check<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} check"))
+    }
+
+    #[test]
+    fn a_complete_host_passes_every_check() {
+        let checks = run_checks(&FakeHost::default(), &PathBuf::from("/data"));
+        assert!(checks.iter().all(|c| c.status == Status::Ok), "{checks:#?}");
+    }
+
+    #[test]
+    fn no_landlock_fails_with_its_fix() {
+        let host = FakeHost {
+            landlock_abi: 0,
+            ..FakeHost::default()
+        };
+        let checks = run_checks(&host, &PathBuf::from("/data"));
+        let landlock = check(&checks, "landlock");
+        assert_eq!(landlock.status, Status::Fail);
+        assert!(landlock.detail.contains("fails closed"), "{landlock:?}");
+        assert!(
+            landlock.fix.as_deref().is_some_and(|f| f.contains("lsm=")),
+            "{landlock:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_cgroup_controller_fails_with_its_fix() {
+        let host = FakeHost {
+            cgroups: Ok(CgroupsFound {
+                description: "cgroup v2".into(),
+                problem: Some("write /sys/fs/cgroup/hapnd/cgroup.subtree_control: No such file or directory".into()),
+            }),
+            ..FakeHost::default()
+        };
+        let checks = run_checks(&host, &PathBuf::from("/data"));
+        let cgroups = check(&checks, "cgroups");
+        assert_eq!(cgroups.status, Status::Fail);
+        assert!(
+            cgroups
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("memory, cpu and pids")),
+            "{cgroups:?}"
+        );
+
+        let host = FakeHost {
+            cgroups: Err("no usable cgroup controllers under /sys/fs/cgroup".into()),
+            ..FakeHost::default()
+        };
+        let checks = run_checks(&host, &PathBuf::from("/data"));
+        assert_eq!(check(&checks, "cgroups").status, Status::Fail);
+    }
+
+    #[test]
+    fn a_non_root_run_fails_naming_what_is_needed() {
+        let host = FakeHost {
+            euid: 1000,
+            ..FakeHost::default()
+        };
+        let checks = run_checks(&host, &PathBuf::from("/data"));
+        let privileges = check(&checks, "privileges");
+        assert_eq!(privileges.status, Status::Fail);
+        assert!(privileges.detail.contains("uid 1000"));
+    }
+}

@@ -1,0 +1,60 @@
+//! `hapnd doctor`: checks that this host can run Hapnd and jail user code, and says how to fix what it cannot.
+//! Exit status 0 when nothing fails, 1 otherwise.
+
+mod checks;
+mod host;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hapnd_server::config::DEFAULT_DATA_DIR;
+
+use checks::{Status, run_checks};
+use host::RealHost;
+
+#[derive(clap::Args)]
+pub struct DoctorArgs {
+    /// The data dir the server will use
+    #[arg(long, env = "HAPND_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Print JSON for automation
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &DoctorArgs) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            eprintln!("hapnd doctor: find the hapnd binary: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = run_checks(&RealHost { exe }, &args.data_dir);
+    let failed = checks.iter().any(|c| c.status == Status::Fail);
+    if args.json {
+        let report = serde_json::json!({ "ok": !failed, "checks": checks });
+        println!("{report}");
+    } else {
+        for check in &checks {
+            let status = match check.status {
+                Status::Ok => "ok  ",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            println!("{status}  {:<18} {}", check.name, check.detail);
+            if let Some(fix) = &check.fix {
+                println!("      {:<18} fix: {fix}", "");
+            }
+        }
+        println!(
+            "{}",
+            if failed {
+                "some checks failed"
+            } else {
+                "all checks passed"
+            }
+        );
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
