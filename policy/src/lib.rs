@@ -4,10 +4,11 @@
 //! parsed into typed values that the executor turns into kernel objects. This crate does no I/O and knows nothing of
 //! processes: it does not even map syscall names to numbers (the executor does that with the C library's constants).
 //!
-//! Today it holds the seccomp deny-list ([`sandbox_seccomp_policy`]). The C# API allowlist and artifact signing will
-//! live here too.
+//! Today it holds the seccomp deny-list ([`sandbox_seccomp_policy`]) and artifact signing ([`signing`]). The C# API
+//! allowlist will live here too.
 
 pub mod seccomp;
+pub mod signing;
 
 pub use seccomp::{
     ArgCondition, ArgOp, ArgWidth, DenyAction, DenyRule, Errno, PolicyError, RuleProblem, SeccompPolicy,
