@@ -90,9 +90,7 @@ impl ArtifactPublicKey {
 
     pub fn verify(&self, dll: &[u8], signature: &[u8]) -> Result<(), SigningError> {
         let signature = Signature::from_slice(signature).map_err(|_| SigningError::MalformedSignature)?;
-        self.key
-            .verify(dll, &signature)
-            .map_err(|_| SigningError::BadSignature)
+        self.key.verify(dll, &signature).map_err(|_| SigningError::BadSignature)
     }
 }
 
@@ -128,7 +126,10 @@ mod tests {
             super::tests::signer(8).public_key().verify(&dll, &signature),
             Err(SigningError::BadSignature)
         );
-        assert_eq!(public.verify(&dll, &signature[..63]), Err(SigningError::MalformedSignature));
+        assert_eq!(
+            public.verify(&dll, &signature[..63]),
+            Err(SigningError::MalformedSignature)
+        );
         assert_eq!(signer.sign(&dll), signature, "deterministic (RFC 6979)");
     }
 
@@ -140,9 +141,18 @@ mod tests {
         let point = signer.public_key().to_bytes();
         assert_eq!(point[0], 0x04);
         assert_eq!(ArtifactPublicKey::from_bytes(&point), Ok(signer.public_key()));
-        assert_eq!(ArtifactPublicKey::from_bytes(&point[..33]), Err(SigningError::InvalidPublicKey));
-        assert_eq!(ArtifactSigner::from_secret_bytes(&[0; 32]).err(), Some(SigningError::InvalidSecretKey));
-        assert!(!format!("{signer:?}").contains(&hex(&signer.secret_bytes())), "Debug hides the secret");
+        assert_eq!(
+            ArtifactPublicKey::from_bytes(&point[..33]),
+            Err(SigningError::InvalidPublicKey)
+        );
+        assert_eq!(
+            ArtifactSigner::from_secret_bytes(&[0; 32]).err(),
+            Some(SigningError::InvalidSecretKey)
+        );
+        assert!(
+            !format!("{signer:?}").contains(&hex(&signer.secret_bytes())),
+            "Debug hides the secret"
+        );
     }
 
     #[test]

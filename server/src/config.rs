@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Log format on stderr [default: text]
     #[arg(long, env = "HAPND_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// The artifact signing key (32 secret bytes, mode 0600); default: created in the data dir on first start
+    #[arg(long, env = "HAPND_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// The contents of a `--config` file.
@@ -65,6 +68,7 @@ struct FileConfig {
     max_batch_events: Option<usize>,
     max_request_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    signing_key: Option<PathBuf>,
 }
 
 /// The settings `hapnd serve` runs with.
@@ -76,6 +80,8 @@ pub struct ServeConfig {
     pub shards: usize,
     pub limits: Limits,
     pub log_format: LogFormat,
+    /// Where the artifact signing key is read (or, at the default place, created).
+    pub signing_key: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +124,13 @@ impl ServeConfig {
                     .unwrap_or(defaults.max_request_bytes),
             },
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            signing_key: PathBuf::new(),
         };
+        let signing_key = args
+            .signing_key
+            .or(file.signing_key)
+            .unwrap_or_else(|| crate::signing_key::default_path(&config.data_dir));
+        let config = ServeConfig { signing_key, ..config };
         for (value, name) in [
             (config.shards, "shards"),
             (config.limits.max_event_bytes, "max_event_bytes"),

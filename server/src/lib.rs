@@ -8,5 +8,6 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod metrics;
+pub mod signing_key;
 pub mod store;
 pub mod time_util;

@@ -47,6 +47,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     })?;
 
     let catalog = Arc::new(SqliteCatalog::open(data_dir, config.durability)?);
+    // Created on first start at its default place; an operator-supplied key must exist.
+    let create_key = config.signing_key == hapnd_server::signing_key::default_path(data_dir);
+    let signer = hapnd_server::signing_key::load_or_create(&config.signing_key, create_key)?;
+    tracing::debug!(?signer, "artifact signing key ready");
     let shard_count: usize = catalog
         .setting_or_init("shard_count", &config.shards.to_string())?
         .parse()

@@ -67,7 +67,7 @@ pub const NEEDED_CAPABILITIES: [(&str, &str); 5] = [
 /// Free space below which the data dir is a warning.
 const LOW_SPACE_BYTES: u64 = 1 << 30;
 
-pub fn run_checks(host: &dyn Host, data_dir: &Path) -> Vec<Check> {
+pub fn run_checks(host: &dyn Host, data_dir: &Path, signing_key: &Path) -> Vec<Check> {
     let mut checks = vec![privileges(host)];
     checks.push(cgroups(host));
     checks.extend(namespaces(host));
@@ -78,7 +78,31 @@ pub fn run_checks(host: &dyn Host, data_dir: &Path) -> Vec<Check> {
     checks.push(jailed_worker(host));
     checks.push(data_dir_check(host.data_dir(data_dir), data_dir));
     checks.push(Check::ok("sqlite", format!("SQLite {}", host.sqlite_version())));
+    checks.push(signing_key_check(host.signing_key_mode(signing_key), signing_key));
     checks
+}
+
+fn signing_key_check(mode: Result<Option<u32>, String>, path: &Path) -> Check {
+    let shown = path.display();
+    match mode {
+        Ok(Some(0o600)) | Ok(Some(0o400)) => {
+            Check::ok("signing key", format!("{shown}: present, readable by its owner only"))
+        }
+        Ok(Some(mode)) => Check::fail(
+            "signing key",
+            format!("{shown} has mode {mode:o}: others could sign code the workers would run"),
+            format!("chmod 600 {shown}"),
+        ),
+        Ok(None) => Check::ok(
+            "signing key",
+            format!("{shown}: not there yet; `hapnd serve` creates it (mode 0600)"),
+        ),
+        Err(error) => Check::fail(
+            "signing key",
+            format!("{shown}: {error}"),
+            "make the key file readable by the user hapnd runs as, and by no one else",
+        ),
+    }
 }
 
 fn privileges(host: &dyn Host) -> Check {
@@ -268,6 +292,7 @@ mod tests {
         landlock_abi: i32,
         cgroups: Result<CgroupsFound, String>,
         euid: u32,
+        key_mode: Option<u32>,
     }
 
     impl Default for FakeHost {
@@ -279,6 +304,7 @@ mod tests {
                     problem: None,
                 }),
                 euid: 0,
+                key_mode: Some(0o600),
             }
         }
     }
@@ -323,6 +349,9 @@ mod tests {
         fn sqlite_version(&self) -> String {
             "3.54.1".into()
         }
+        fn signing_key_mode(&self, _: &Path) -> Result<Option<u32>, String> {
+            Ok(self.key_mode)
+        }
     }
 
     fn check<'a>(checks: &'a [Check], name: &str) -> &'a Check {
@@ -334,7 +363,11 @@ mod tests {
 
     #[test]
     fn a_complete_host_passes_every_check() {
-        let checks = run_checks(&FakeHost::default(), &PathBuf::from("/data"));
+        let checks = run_checks(
+            &FakeHost::default(),
+            &PathBuf::from("/data"),
+            &PathBuf::from("/data/keys/k"),
+        );
         assert!(checks.iter().all(|c| c.status == Status::Ok), "{checks:#?}");
     }
 
@@ -344,7 +377,7 @@ mod tests {
             landlock_abi: 0,
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"));
+        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
         let landlock = check(&checks, "landlock");
         assert_eq!(landlock.status, Status::Fail);
         assert!(landlock.detail.contains("fails closed"), "{landlock:?}");
@@ -363,7 +396,7 @@ mod tests {
             }),
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"));
+        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
         let cgroups = check(&checks, "cgroups");
         assert_eq!(cgroups.status, Status::Fail);
         assert!(
@@ -378,8 +411,20 @@ mod tests {
             cgroups: Err("no usable cgroup controllers under /sys/fs/cgroup".into()),
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"));
+        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
         assert_eq!(check(&checks, "cgroups").status, Status::Fail);
+    }
+
+    #[test]
+    fn a_signing_key_others_can_read_fails_with_chmod() {
+        let host = FakeHost {
+            key_mode: Some(0o644),
+            ..FakeHost::default()
+        };
+        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
+        let key = check(&checks, "signing key");
+        assert_eq!(key.status, Status::Fail);
+        assert_eq!(key.fix.as_deref(), Some("chmod 600 /data/keys/k"));
     }
 
     #[test]
@@ -388,7 +433,7 @@ mod tests {
             euid: 1000,
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"));
+        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
         let privileges = check(&checks, "privileges");
         assert_eq!(privileges.status, Status::Fail);
         assert!(privileges.detail.contains("uid 1000"));

@@ -112,6 +112,8 @@ pub trait Host {
     fn jailed_worker(&self) -> Result<Duration, String>;
     fn data_dir(&self, dir: &Path) -> Result<DataDirInfo, String>;
     fn sqlite_version(&self) -> String;
+    /// The signing key file's permission bits, `None` when it does not exist yet.
+    fn signing_key_mode(&self, path: &Path) -> Result<Option<u32>, String>;
 }
 
 /// The host this process runs on.
@@ -277,6 +279,15 @@ impl Host for RealHost {
 
     fn sqlite_version(&self) -> String {
         rusqlite::version().to_owned()
+    }
+
+    fn signing_key_mode(&self, path: &Path) -> Result<Option<u32>, String> {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(metadata) => Ok(Some(metadata.permissions().mode() & 0o777)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error.to_string()),
+        }
     }
 }
 

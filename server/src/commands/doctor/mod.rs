@@ -17,6 +17,9 @@ pub struct DoctorArgs {
     /// The data dir the server will use
     #[arg(long, env = "HAPND_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+    /// The artifact signing key (default: in the data dir)
+    #[arg(long, env = "HAPND_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
     /// Print JSON for automation
     #[arg(long)]
     json: bool,
@@ -30,7 +33,11 @@ pub fn run(args: &DoctorArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let checks = run_checks(&RealHost { exe }, &args.data_dir);
+    let signing_key = args
+        .signing_key
+        .clone()
+        .unwrap_or_else(|| hapnd_server::signing_key::default_path(&args.data_dir));
+    let checks = run_checks(&RealHost { exe }, &args.data_dir, &signing_key);
     let failed = checks.iter().any(|c| c.status == Status::Fail);
     if args.json {
         let report = serde_json::json!({ "ok": !failed, "checks": checks });
