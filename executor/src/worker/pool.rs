@@ -5,6 +5,8 @@
 //! - After a key is used, up to `ready_per_key` idle workers are kept ready for it, started in the background.
 //! - A worker that failed (timeout, crash, protocol violation) is dropped, not returned; the top-up replaces it.
 //! - Idle workers unused for `idle_timeout` are stopped.
+//! - A key may have a setup request (for the server: load this artifact) that every new worker of the key answers
+//!   before it joins the pool; a worker whose setup fails is stopped and the start fails with the worker's answer.
 //! - At most `max_total` workers run; when a new key needs one at the cap, the least recently used idle worker of any
 //!   key is stopped for it. When every worker is busy, callers wait (up to `acquire_timeout`).
 
@@ -79,11 +81,13 @@ impl<K> Clone for Pool<K> {
 }
 
 type SpecFor<K> = dyn Fn(&K) -> SandboxSpec + Send + Sync;
+type SetupFor<K> = dyn Fn(&K) -> Option<Box<RawValue>> + Send + Sync;
 
 struct Inner<K> {
     sandbox: Arc<Sandbox>,
     config: PoolConfig,
     spec_for: Box<SpecFor<K>>,
+    setup_for: Box<SetupFor<K>>,
     state: Mutex<State<K>>,
     freed: Notify,
 }
@@ -118,10 +122,22 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Pool<K> {
         config: PoolConfig,
         spec_for: impl Fn(&K) -> SandboxSpec + Send + Sync + 'static,
     ) -> Self {
+        Self::with_setup(sandbox, config, spec_for, |_| None)
+    }
+
+    /// A pool whose new workers of a key first answer `setup_for(key)` (when it is `Some`): a worker joins the pool
+    /// only once its setup succeeded.
+    pub fn with_setup(
+        sandbox: Arc<Sandbox>,
+        config: PoolConfig,
+        spec_for: impl Fn(&K) -> SandboxSpec + Send + Sync + 'static,
+        setup_for: impl Fn(&K) -> Option<Box<RawValue>> + Send + Sync + 'static,
+    ) -> Self {
         let inner = Arc::new(Inner {
             sandbox,
             config,
             spec_for: Box::new(spec_for),
+            setup_for: Box::new(setup_for),
             state: Mutex::new(State {
                 idle: HashMap::new(),
                 live: HashMap::new(),
@@ -221,13 +237,31 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
     /// Starts a worker for a slot already reserved; gives the slot back if the start fails.
     async fn start(&self, key: &K) -> Result<Worker, WorkerError> {
         let spec = (self.spec_for)(key);
-        let started = Worker::start(&self.sandbox, spec, self.config.worker.clone()).await;
+        let started = match Worker::start(&self.sandbox, spec, self.config.worker.clone()).await {
+            Ok(worker) => self.set_up(key, worker).await,
+            Err(error) => Err(error),
+        };
         if let Err(error) = &started {
             tracing::warn!(%error, ?key, "start a pooled worker");
             self.lock().forget(key);
             self.freed.notify_waiters();
         }
         started
+    }
+
+    /// Sends the key's setup request, if it has one, to a new worker.
+    async fn set_up(&self, key: &K, mut worker: Worker) -> Result<Worker, WorkerError> {
+        let Some(setup) = (self.setup_for)(key) else {
+            return Ok(worker);
+        };
+        match worker.call(&setup).await {
+            Ok(Ok(_)) => Ok(worker),
+            Ok(Err(refused)) => {
+                worker.shutdown().await;
+                Err(WorkerError::Setup(refused))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Starts, in the background, the workers `key` is short of being ready.

@@ -51,6 +51,8 @@ pub enum WorkerError {
     Protocol(String),
     #[error("the worker is broken by an earlier failure")]
     Broken,
+    #[error("the worker refused its setup: {}: {}", .0.kind, .0.message)]
+    Setup(UserError),
 }
 
 /// The answer to one request: the worker's `ok` value, or the error the user's code raised.

@@ -42,11 +42,14 @@ pub struct Response {
     pub error: Option<UserError>,
 }
 
-/// The worker ran the request and the user's code failed: the worker itself is fine.
+/// The worker ran the request and the user's code failed (or the request was refused): the worker itself is fine.
+/// `detail` is whatever structured context the worker adds (for a .NET worker: the exception type and the event).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UserError {
     pub kind: String,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]

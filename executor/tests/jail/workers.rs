@@ -283,3 +283,31 @@ async fn a_busy_pool_at_its_cap_makes_callers_wait_then_gives_up() {
     drop(held);
     assert_eq!(pool.acquire(&key).await.expect("free again").pid(), pid);
 }
+
+#[tokio::test]
+async fn every_new_worker_answers_its_key_setup_before_it_serves() {
+    // The key "bad" has a setup the worker refuses; "good" one it answers (pid counts it as request 1).
+    let pool = Pool::with_setup(
+        sandbox(),
+        PoolConfig {
+            ready_per_key: 0,
+            ..PoolConfig::default()
+        },
+        |_key: &String| worker_spec(&[]),
+        |key: &String| {
+            let command = if key == "bad" { "fail" } else { "pid" };
+            Some(body(&format!(r#"{{"cmd":"{command}"}}"#)))
+        },
+    );
+    assert_eq!(
+        pooled_pid(&pool, "good").await.1,
+        2,
+        "the setup was the worker's first request"
+    );
+    let refused = pool.call(&"bad".to_owned(), &body(r#"{"cmd":"pid"}"#)).await;
+    assert!(
+        matches!(&refused, Err(PoolError::Worker(WorkerError::Setup(e))) if e.kind == "user"),
+        "{refused:?}"
+    );
+    assert_eq!(pool.stats(&"bad".to_owned()).live, 0, "the refusing worker is gone");
+}
