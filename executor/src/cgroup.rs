@@ -40,6 +40,11 @@ pub enum CgroupError {
     },
     #[error("cgroup {0} still has processes after they were killed")]
     Busy(PathBuf),
+    #[error(
+        "cannot enable the memory, cpu and pids controllers in {path}: {reason}; run hapnd in a cgroup subtree \
+         delegated to it (for example a systemd unit with Delegate=yes) whose processes sit in a leaf cgroup"
+    )]
+    Delegation { path: PathBuf, reason: String },
 }
 
 /// The counters that explain how a jail ended.
@@ -102,10 +107,10 @@ impl CgroupLayout {
             }
             CgroupLayout::V2 { root } => {
                 // The controllers must be enabled on every level from the root down to the jails' parent.
-                write(&root.join("cgroup.subtree_control"), "+memory +cpu +pids")?;
+                enable_controllers(root)?;
                 let dir = root.join(parent);
                 make_dir(&dir)?;
-                write(&dir.join("cgroup.subtree_control"), "+memory +cpu +pids")?;
+                enable_controllers(&dir)?;
             }
         }
         Ok(())
@@ -183,12 +188,18 @@ impl Cgroup {
         self.dirs.iter().map(|dir| dir.join("cgroup.procs")).collect()
     }
 
-    /// Kills every process in the cgroup at once (v2 only; on v1 the caller kills the pid namespace's init).
-    pub fn kill_all(&self) -> Result<(), CgroupError> {
-        if self.layout_is_v2 {
-            write_if_present(&self.dirs[0].join("cgroup.kill"), "1")?;
+    /// Kills every process in the cgroup at once, where the kernel can (v2 with `cgroup.kill`, Linux 5.14+):
+    /// `true` when it did. Otherwise the caller kills the pid namespace's init, which takes the rest with it.
+    pub fn kill_all(&self) -> Result<bool, CgroupError> {
+        if !self.layout_is_v2 {
+            return Ok(false);
         }
-        Ok(())
+        let kill = self.dirs[0].join("cgroup.kill");
+        if !kill.exists() {
+            return Ok(false);
+        }
+        write(&kill, "1")?;
+        Ok(true)
     }
 
     pub fn events(&self) -> CgroupEvents {
@@ -269,6 +280,49 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     })
 }
 
+/// The controllers jails need, as `cgroup.subtree_control` lists them.
+const JAIL_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+
+/// Enables the jails' controllers for the children of `dir` (v2), unless they already are: writing is refused with
+/// EBUSY in a cgroup that has processes of its own (the "no internal processes" rule), which a root that is already
+/// set up must not turn into a failure.
+fn enable_controllers(dir: &Path) -> Result<(), CgroupError> {
+    let file = dir.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&file).unwrap_or_default();
+    if JAIL_CONTROLLERS
+        .iter()
+        .all(|wanted| enabled.split_whitespace().any(|c| c == *wanted))
+    {
+        return Ok(());
+    }
+    fs::write(&file, "+memory +cpu +pids").map_err(|source| subtree_control_error(dir, &file, source))
+}
+
+/// A clear error for a refused `cgroup.subtree_control` write.
+fn subtree_control_error(dir: &Path, file: &Path, source: std::io::Error) -> CgroupError {
+    let reason = match source.raw_os_error() {
+        Some(libc::EBUSY) => "the cgroup has processes of its own, and cgroup v2 lets only a cgroup without \
+                              processes enable controllers for its children"
+            .to_owned(),
+        Some(libc::ENOENT) | Some(libc::EINVAL) => {
+            "a controller is not available here (it is not in cgroup.controllers: enable it in the parent first)"
+                .to_owned()
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) => format!("{source} (the subtree is not delegated to this user)"),
+        _ => {
+            return CgroupError::Io {
+                action: "write",
+                path: file.to_owned(),
+                source,
+            };
+        }
+    };
+    CgroupError::Delegation {
+        path: dir.to_owned(),
+        reason,
+    }
+}
+
 fn write_if_present(path: &Path, value: &str) -> Result<(), CgroupError> {
     if path.exists() { write(path, value) } else { Ok(()) }
 }
@@ -316,5 +370,167 @@ mod tests {
             CgroupLayout::detect_at(none.path()),
             Err(CgroupError::NoControllers(_))
         ));
+    }
+
+    /// A fake cgroup v2 tree in a tempdir. The kernel gives a new cgroup its interface files; the fake makes the
+    /// ones whose presence the code checks (`memory.swap.max`, `cgroup.kill`) for the jail `name` beforehand.
+    fn fake_v2(name: &str) -> (tempfile::TempDir, CgroupLayout, PathBuf) {
+        let root = tempfile::tempdir().expect("tempdir");
+        fs::write(root.path().join("cgroup.controllers"), "cpuset cpu io memory pids\n").expect("write");
+        fs::write(root.path().join("cgroup.subtree_control"), "").expect("write");
+        let layout = CgroupLayout::detect_at(root.path()).expect("v2");
+        let jail = root.path().join("hapnd").join(name);
+        fs::create_dir_all(&jail).expect("mkdir");
+        for file in ["memory.swap.max", "cgroup.kill"] {
+            fs::write(jail.join(file), "").expect("write");
+        }
+        (root, layout, jail)
+    }
+
+    fn read(path: &Path) -> String {
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    }
+
+    #[test]
+    fn v2_the_parent_delegates_the_controllers_and_the_jail_gets_every_limit() {
+        let (root, layout, jail) = fake_v2("jail-1");
+        layout.prepare_parent("hapnd").expect("prepare the parent");
+        assert_eq!(read(&root.path().join("cgroup.subtree_control")), "+memory +cpu +pids");
+        assert_eq!(
+            read(&root.path().join("hapnd/cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
+
+        let limits = Limits {
+            memory_bytes: 128 << 20,
+            cpu_millicores: 1500,
+            pids: 32,
+            ..Limits::default()
+        };
+        let cgroup = layout.create("hapnd", "jail-1", &limits).expect("create");
+        assert_eq!(cgroup.dirs(), std::slice::from_ref(&jail));
+        assert_eq!(cgroup.procs_files(), [jail.join("cgroup.procs")]);
+        assert_eq!(read(&jail.join("memory.max")), (128_u64 << 20).to_string());
+        assert_eq!(read(&jail.join("memory.swap.max")), "0", "no swap");
+        assert_eq!(
+            read(&jail.join("cpu.max")),
+            "150000 100000",
+            "1.5 cores: 150 ms per 100 ms period"
+        );
+        assert_eq!(read(&jail.join("pids.max")), "32");
+    }
+
+    #[test]
+    fn v2_a_root_whose_controllers_are_already_enabled_is_left_alone() {
+        let (root, layout, _) = fake_v2("jail-1");
+        // As on a systemd host: the root already delegates these (and more); rewriting is not needed.
+        let subtree = root.path().join("cgroup.subtree_control");
+        fs::write(&subtree, "cpuset cpu io memory pids\n").expect("write");
+        layout.prepare_parent("hapnd").expect("prepare the parent");
+        assert_eq!(read(&subtree), "cpuset cpu io memory pids\n", "not written again");
+        assert_eq!(
+            read(&root.path().join("hapnd/cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
+
+        // Only some enabled: the missing ones are asked for.
+        fs::write(&subtree, "cpu\n").expect("write");
+        layout.prepare_parent("hapnd").expect("prepare the parent");
+        assert_eq!(read(&subtree), "+memory +cpu +pids");
+    }
+
+    #[test]
+    fn v2_a_refused_subtree_control_write_says_what_to_do_not_just_ebusy() {
+        let dir = Path::new("/sys/fs/cgroup");
+        let file = dir.join("cgroup.subtree_control");
+        let error = subtree_control_error(dir, &file, std::io::Error::from_raw_os_error(libc::EBUSY));
+        assert!(
+            matches!(&error, CgroupError::Delegation { path, .. } if path == dir),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("has processes of its own"), "{message}");
+        assert!(message.contains("Delegate=yes"), "{message}");
+        assert!(!message.contains("busy"), "no raw errno: {message}");
+
+        let error = subtree_control_error(dir, &file, std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(error.to_string().contains("not in cgroup.controllers"), "{error}");
+
+        // Anything else keeps its cause and the file.
+        let error = subtree_control_error(dir, &file, std::io::Error::from_raw_os_error(libc::EIO));
+        assert!(
+            matches!(&error, CgroupError::Io { path, .. } if *path == file),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn v2_a_subtree_control_that_cannot_be_written_fails_prepare_parent_with_a_clear_error() {
+        let (root, layout, _) = fake_v2("jail-1");
+        // A directory where the file should be: the write fails, and prepare_parent reports it.
+        let subtree = root.path().join("cgroup.subtree_control");
+        fs::remove_file(&subtree).expect("rm");
+        fs::create_dir(&subtree).expect("mkdir");
+        let error = layout.prepare_parent("hapnd").expect_err("refused");
+        assert!(error.to_string().contains("cgroup.subtree_control"), "{error}");
+    }
+
+    #[test]
+    fn v2_kill_writes_cgroup_kill_and_events_are_read_from_the_v2_files() {
+        let (_root, layout, jail) = fake_v2("jail-1");
+        let cgroup = layout.create("hapnd", "jail-1", &Limits::default()).expect("create");
+        assert!(cgroup.kill_all().expect("kill"), "cgroup.kill was used");
+        assert_eq!(read(&jail.join("cgroup.kill")), "1");
+
+        fs::write(jail.join("memory.events"), "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n").expect("write");
+        fs::write(jail.join("pids.events"), "max 3\n").expect("write");
+        assert_eq!(
+            cgroup.events(),
+            CgroupEvents {
+                oom_kills: 1,
+                pids_refused: 3
+            }
+        );
+
+        // A kernel before 5.14 has no cgroup.kill: nothing is written, and the caller kills the init instead.
+        fs::remove_file(jail.join("cgroup.kill")).expect("rm");
+        assert!(!cgroup.kill_all().expect("kill"));
+        assert!(!jail.join("cgroup.kill").exists(), "no file is made up");
+    }
+
+    #[test]
+    fn v2_removal_deletes_the_jail_directory_and_tolerates_it_being_gone() {
+        let (root, layout, jail) = fake_v2("jail-1");
+        let cgroup = layout.create("hapnd", "jail-1", &Limits::default()).expect("create");
+        // The kernel's interface files vanish with the directory; a fake has to take them away itself.
+        for entry in fs::read_dir(&jail).expect("ls") {
+            fs::remove_file(entry.expect("entry").path()).expect("rm");
+        }
+        cgroup.remove().expect("remove");
+        assert!(!jail.exists());
+        assert!(root.path().join("hapnd").exists(), "the parent stays for the next jail");
+        cgroup.remove().expect("removing twice is fine");
+    }
+
+    #[test]
+    fn v2_a_limit_that_cannot_be_set_fails_create_naming_the_file() {
+        let (_root, layout, jail) = fake_v2("jail-1");
+        // memory.max as a directory: the first limit fails (and the jail does not start without it).
+        fs::create_dir(jail.join("memory.max")).expect("mkdir");
+        fs::remove_file(jail.join("memory.swap.max")).expect("rm");
+        fs::remove_file(jail.join("cgroup.kill")).expect("rm");
+        let error = layout
+            .create("hapnd", "jail-1", &Limits::default())
+            .expect_err("refused");
+        assert!(error.to_string().contains("memory.max"), "{error}");
+    }
+
+    #[test]
+    fn v1_kill_all_leaves_the_killing_to_the_caller() {
+        let cgroup = Cgroup {
+            layout_is_v2: false,
+            dirs: vec![PathBuf::from("/nonexistent/memory/x")],
+        };
+        assert!(!cgroup.kill_all().expect("nothing to do on v1"));
     }
 }
