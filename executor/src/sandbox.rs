@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
@@ -16,6 +16,9 @@ use crate::seccomp::{self, SeccompError};
 use crate::spawn::{self, SpawnError, Spawned, StdioMode};
 use crate::spec::SandboxSpec;
 
+/// How long a killed jail may take to end by default: SIGKILL normally takes effect within milliseconds.
+pub const DEFAULT_KILL_WAIT: Duration = Duration::from_secs(5);
+
 /// How the supervisor runs jails on this host.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -27,6 +30,9 @@ pub struct SandboxConfig {
     /// The uid and gid jailed programs run as; never 0.
     pub uid: u32,
     pub gid: u32,
+    /// How long a killed jail may take to end. Past it, waiting gives up with [`SandboxError::KillTimeout`] rather
+    /// than hang, and the jail is reaped in the background whenever it does end.
+    pub kill_wait: Duration,
 }
 
 impl SandboxConfig {
@@ -36,6 +42,7 @@ impl SandboxConfig {
             cgroup_parent: "hapnd".into(),
             uid: 65534,
             gid: 65534,
+            kill_wait: DEFAULT_KILL_WAIT,
         }
     }
 }
@@ -63,6 +70,11 @@ pub enum SandboxError {
     Wait(std::io::Error),
     #[error("the blocking spawn task failed: {0}")]
     Task(String),
+    #[error(
+        "the jail (pid {pid}) did not end within {waited:?} of being killed; it is reaped in the background if it \
+         ever ends (does hapnd have CAP_KILL?)"
+    )]
+    KillTimeout { pid: i32, waited: Duration },
 }
 
 /// How a jailed program ended.
@@ -148,6 +160,8 @@ impl Sandbox {
                 cgroup,
                 started,
                 output_limit: spec.limits.output_bytes,
+                kill_wait: self.config.kill_wait,
+                killed: AtomicBool::new(false),
             }),
             Err(error) => {
                 if let Err(cleanup) = cgroup.remove() {
@@ -288,6 +302,9 @@ pub struct Jail {
     cgroup: Cgroup,
     started: Instant,
     output_limit: u64,
+    kill_wait: Duration,
+    /// Set by [`Jail::kill`]: from then on, waiting for the jail is bounded by `kill_wait`.
+    killed: AtomicBool,
 }
 
 impl Jail {
@@ -325,23 +342,31 @@ impl Jail {
         self.spawned.as_mut().and_then(|s| s.stdio[index].take())
     }
 
-    /// Kills every process of the jail: the pid namespace's init (which takes the rest with it) and, on cgroup v2,
-    /// the whole cgroup at once.
+    /// Kills every process of the jail: on cgroup v2 the whole cgroup at once (`cgroup.kill`), and the pid
+    /// namespace's init through its pidfd (which takes the rest of the jail with it). A failure is logged, and a
+    /// later wait is bounded by the config's `kill_wait`, so a kill that did not take cannot hang the supervisor.
     pub fn kill(&self) {
-        if let Err(error) = self.cgroup.kill_all() {
-            tracing::warn!(%error, "cgroup.kill");
-        }
-        if let Some(spawned) = &self.spawned {
-            // SAFETY: a pidfd this jail owns; null info and flags 0 are valid.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    spawned.pidfd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
+        self.killed.store(true, Ordering::Relaxed);
+        let pid = self.pid().unwrap_or(0);
+        let group_killed = match self.cgroup.kill_all() {
+            Ok(killed) => killed,
+            Err(error) => {
+                tracing::error!(%error, pid, "kill a jail through cgroup.kill");
+                false
+            }
+        };
+        if let Some(spawned) = &self.spawned
+            && let Err(error) = spawn::send_sigkill(spawned.pidfd.as_raw_fd())
+        {
+            if group_killed {
+                tracing::warn!(%error, pid, "send SIGKILL to a jail's init; cgroup.kill still ends the jail");
+            } else {
+                tracing::error!(
+                    %error,
+                    pid,
+                    "send SIGKILL to a jail's init; the jail may keep running (does hapnd have CAP_KILL?)"
+                );
+            }
         }
     }
 
@@ -372,7 +397,16 @@ impl Jail {
     }
 
     async fn wait_with(mut self, forced: Option<Outcome>) -> Result<Ended, SandboxError> {
-        self.wait_until_exit().await?;
+        if self.killed.load(Ordering::Relaxed) {
+            if tokio::time::timeout(self.kill_wait, self.wait_until_exit())
+                .await
+                .is_err()
+            {
+                return Err(self.abandon());
+            }
+        } else {
+            self.wait_until_exit().await?;
+        }
         let Some(spawned) = self.spawned.take() else {
             return Err(SandboxError::Wait(std::io::Error::other("the jail was already reaped")));
         };
@@ -400,11 +434,39 @@ impl Jail {
     }
 }
 
+impl Jail {
+    /// Gives up waiting for a jail that did not end when killed: a background thread reaps it and removes its
+    /// cgroup whenever it ends.
+    fn abandon(&mut self) -> SandboxError {
+        let pid = self.pid().unwrap_or(0);
+        let waited = self.kill_wait;
+        tracing::error!(pid, ?waited, "a killed jail did not end; reaping it in the background");
+        if let Some(spawned) = self.spawned.take() {
+            let cgroup = std::mem::replace(&mut self.cgroup, Cgroup::detached());
+            spawn::reap_in_background(spawned, move || {
+                if let Err(error) = cgroup.remove() {
+                    tracing::warn!(%error, "remove a jail's cgroup");
+                }
+            });
+        }
+        SandboxError::KillTimeout { pid, waited }
+    }
+}
+
 impl Drop for Jail {
     fn drop(&mut self) {
-        if let Some(spawned) = self.spawned.take() {
+        if let Some(spawned) = &self.spawned {
             self.kill();
-            spawn::kill_and_reap(&spawned);
+            match spawn::wait_exit_within(spawned.pidfd.as_raw_fd(), self.kill_wait) {
+                Ok(Some(_)) => self.spawned = None,
+                Ok(None) => {
+                    self.abandon();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, pid = spawned.pid, "reap a dropped jail");
+                    self.spawned = None;
+                }
+            }
         }
         if let Err(error) = self.cgroup.remove() {
             tracing::warn!(%error, "remove a jail's cgroup");

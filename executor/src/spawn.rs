@@ -137,7 +137,7 @@ pub(crate) fn spawn(init_program: &Path, spec: &InitSpec, stdio: [StdioMode; 3])
     match hand_over(supervisor_end, spec) {
         Ok(()) => Ok(spawned),
         Err(error) => {
-            kill_and_reap(&spawned);
+            kill_and_reap(spawned, SETUP_TIMEOUT);
             Err(error)
         }
     }
@@ -166,19 +166,90 @@ fn hand_over(mut control: UnixStream, spec: &InitSpec) -> Result<(), SpawnError>
     Err(SpawnError::Setup(failure))
 }
 
-/// SIGKILL through the pidfd (no pid reuse race), then reap.
-pub(crate) fn kill_and_reap(spawned: &Spawned) {
-    // SAFETY: a pidfd this struct owns; the other arguments may be null/0.
-    unsafe {
+/// SIGKILL through the pidfd (no pid reuse race), then reap; if the process has not ended within `within` (the
+/// signal failed, or the process is stuck in the kernel), it is reaped by a background thread instead of blocking.
+pub(crate) fn kill_and_reap(spawned: Spawned, within: Duration) {
+    if let Err(error) = send_sigkill(spawned.pidfd.as_raw_fd()) {
+        tracing::error!(%error, pid = spawned.pid, "kill a jail's init");
+    }
+    match wait_exit_within(spawned.pidfd.as_raw_fd(), within) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            tracing::error!(
+                pid = spawned.pid,
+                ?within,
+                "a killed jail's init did not end; reaping it in the background"
+            );
+            reap_in_background(spawned, || {});
+        }
+        Err(error) => tracing::warn!(%error, pid = spawned.pid, "reap a jail's init"),
+    }
+}
+
+/// Sends SIGKILL through `pidfd`. A process that is already gone counts as killed.
+pub(crate) fn send_sigkill(pidfd: RawFd) -> std::io::Result<()> {
+    // SAFETY: pidfd_send_signal on a descriptor; null info and flags 0 are valid, and a failure is reported.
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
-            spawned.pidfd.as_raw_fd(),
+            pidfd,
             libc::SIGKILL,
             std::ptr::null::<libc::siginfo_t>(),
             0,
         )
     };
-    let _ = wait_exit(spawned.pidfd.as_raw_fd());
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::ESRCH) {
+        return Ok(());
+    }
+    Err(error)
+}
+
+/// Waits at most `timeout` for the process behind `pidfd` to exit, then reaps it; `None` when it is still running.
+pub(crate) fn wait_exit_within(pidfd: RawFd, timeout: Duration) -> std::io::Result<Option<(bool, i32)>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut poll = libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd; a pidfd becomes readable when its process exits.
+        let rc = unsafe { libc::poll(&mut poll, 1, millis) };
+        if rc > 0 {
+            return wait_exit(pidfd).map(Some);
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINTR) {
+            return Err(error);
+        }
+    }
+}
+
+/// Reaps `spawned` on a thread of its own whenever it ends, then runs `after` (for example removing its cgroup):
+/// for a process that did not end when killed, so that no caller blocks on it.
+pub(crate) fn reap_in_background(spawned: Spawned, after: impl FnOnce() + Send + 'static) {
+    let pid = spawned.pid;
+    let reaper = std::thread::Builder::new()
+        .name(format!("hapnd-reap-{pid}"))
+        .spawn(move || {
+            if let Err(error) = wait_exit(spawned.pidfd.as_raw_fd()) {
+                tracing::warn!(%error, pid, "reap a jail in the background");
+            }
+            drop(spawned);
+            after();
+        });
+    if let Err(error) = reaper {
+        tracing::error!(%error, pid, "start a thread to reap a jail; it stays a zombie until hapnd exits");
+    }
 }
 
 /// Blocks until the process behind `pidfd` exits and reaps it: `(exited normally, code or signal)`.

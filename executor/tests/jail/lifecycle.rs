@@ -1,6 +1,9 @@
 //! Streams and exit statuses pass through, and a finished jail leaves nothing behind.
 
-use hapnd_executor::{Outcome, SandboxError, SpawnError, StdioMode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hapnd_executor::{Outcome, Sandbox, SandboxConfig, SandboxError, SpawnError, StdioMode};
 
 use crate::support::{probe_spec, sandbox};
 
@@ -85,5 +88,60 @@ async fn a_spec_the_jail_cannot_honour_is_refused_before_anything_starts() {
     match error {
         SandboxError::Spawn(SpawnError::Setup(failure)) => assert_eq!(failure.step, "10 exec"),
         other => panic!("expected a setup failure at exec, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_kill_that_does_not_take_ends_the_wait_with_an_error_instead_of_hanging() {
+    let mut config = SandboxConfig::new(env!("CARGO_BIN_EXE_hapnd-sandbox-init"));
+    config.cgroup_parent = "hapnd-test".into();
+    config.kill_wait = Duration::from_millis(300);
+    let sandbox = Arc::new(Sandbox::new(config).expect("this host can build jails"));
+    let jail = sandbox
+        .start_async(probe_spec(&["sleep", "60"]), [StdioMode::Null; 3])
+        .await
+        .expect("the jail starts");
+    let pid = jail.pid().expect("a pid");
+    let cgroups = jail.cgroup_dirs().to_vec();
+
+    // Without CAP_KILL root may not signal the jail's user. Capabilities belong to a thread: only this test's
+    // thread (the one calling kill) loses it, and only from its effective set, so it can take it back.
+    caps::drop(None, caps::CapSet::Effective, caps::Capability::CAP_KILL).expect("drop CAP_KILL");
+    jail.kill();
+    caps::raise(None, caps::CapSet::Effective, caps::Capability::CAP_KILL).expect("raise CAP_KILL again");
+
+    let waited = Instant::now();
+    let result = jail.wait().await;
+    if sandbox.cgroup_version() == 2 {
+        // cgroup.kill needs no signal permission: the jail ended all the same.
+        let ended = result.expect("cgroup.kill ended the jail");
+        assert_eq!(ended.outcome, Outcome::Signaled(libc::SIGKILL));
+        return;
+    }
+    match result {
+        Err(SandboxError::KillTimeout { pid: reported, .. }) => assert_eq!(reported, pid),
+        other => panic!("expected a kill timeout, got {other:?}"),
+    }
+    let took = waited.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "the wait gave up after the kill wait, not never: {took:?}"
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the jail really is still running"
+    );
+
+    // Once it does end, the background reaper leaves nothing behind. The pid is safe to use: the process is this
+    // one's child and not reaped yet, so the pid cannot have been reused.
+    // SAFETY: kill with a valid signal on a pid that is still ours.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() || cgroups.iter().any(|dir| dir.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned jail was reaped and its cgroup removed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
