@@ -4,6 +4,10 @@
 //! - A key's workers only ever serve that key: they live under it and nowhere else.
 //! - After a key is used, up to `ready_per_key` idle workers are kept ready for it, started in the background.
 //! - A worker that failed (timeout, crash, protocol violation) is dropped, not returned; the top-up replaces it.
+//! - Cancel-safe: a caller whose future is dropped mid-request (a `tokio::time::timeout` around [`Pool::call`] or
+//!   [`PooledWorker::call`]) leaves its worker with a request in flight, whose answer would reach the next caller.
+//!   Such a worker is not healthy: it is discarded (killed and reaped in the background), never parked. A start
+//!   dropped half-way gives its slot back.
 //! - Idle workers unused for `idle_timeout` are stopped.
 //! - A key may have a setup request (for the server: load this artifact) that every new worker of the key answers
 //!   before it joins the pool; a worker whose setup fails is stopped and the start fails with the worker's answer.
@@ -234,19 +238,28 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
         }
     }
 
-    /// Starts a worker for a slot already reserved; gives the slot back if the start fails.
+    /// Starts a worker for a slot already reserved; gives the slot back if the start fails or is cancelled.
     async fn start(&self, key: &K) -> Result<Worker, WorkerError> {
+        let reservation = Reservation {
+            inner: self,
+            key,
+            kept: false,
+        };
         let spec = (self.spec_for)(key);
         let started = match Worker::start(&self.sandbox, spec, self.config.worker.clone()).await {
             Ok(worker) => self.set_up(key, worker).await,
             Err(error) => Err(error),
         };
-        if let Err(error) = &started {
-            tracing::warn!(%error, ?key, "start a pooled worker");
-            self.lock().forget(key);
-            self.freed.notify_waiters();
+        match started {
+            Ok(worker) => {
+                reservation.keep();
+                Ok(worker)
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?key, "start a pooled worker");
+                Err(error)
+            }
         }
-        started
     }
 
     /// Sends the key's setup request, if it has one, to a new worker.
@@ -266,9 +279,13 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
 
     /// Starts, in the background, the workers `key` is short of being ready.
     fn top_up(self: &Arc<Self>, key: &K) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(?key, "no runtime to top the pool up on");
+            return;
+        };
         let inner = self.clone();
         let key = key.clone();
-        tokio::spawn(async move { inner.fill(&key).await });
+        runtime.spawn(async move { inner.fill(&key).await });
     }
 
     /// Starts the workers `key` is short of being ready and waits until they are idle (or failed to start).
@@ -286,27 +303,25 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
             }
             wanted
         };
-        let starts = (0..wanted).map(|_| self.start(key));
-        for started in futures_util::future::join_all(starts).await {
-            let mut state = self.lock();
-            if let Some(starting) = state.starting.get_mut(key) {
-                *starting = starting.saturating_sub(1);
-            }
-            if let Ok(worker) = started {
-                state.park(key, worker);
-            }
-        }
-        if wanted > 0 {
-            self.freed.notify_waiters();
-        }
+        let starts = (0..wanted).map(|_| async {
+            let starting = Starting {
+                inner: self,
+                key,
+                done: false,
+            };
+            let started = self.start(key).await;
+            starting.finish(started.ok());
+        });
+        futures_util::future::join_all(starts).await;
     }
 
-    /// A worker coming back from a caller.
+    /// A worker coming back from a caller: parked if it can serve again, else discarded and replaced.
     fn release(self: &Arc<Self>, key: &K, worker: Worker) {
         if worker.is_healthy() {
             self.lock().park(key, worker);
         } else {
             self.lock().forget(key);
+            discard(worker);
             self.top_up(key);
         }
         self.freed.notify_waiters();
@@ -342,7 +357,80 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
     }
 }
 
+/// A slot reserved in `live` and `total` for a worker being started: given back when dropped, unless kept.
+struct Reservation<'a, K: Eq + Hash + Clone + Send + Sync + Debug + 'static> {
+    inner: &'a Inner<K>,
+    key: &'a K,
+    kept: bool,
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Reservation<'_, K> {
+    /// The worker started: its slot stays taken.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Drop for Reservation<'_, K> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.inner.lock().forget(self.key);
+            self.inner.freed.notify_waiters();
+        }
+    }
+}
+
+/// One background start counted in `starting`: the count goes down when it finishes or is cancelled.
+struct Starting<'a, K: Eq + Hash + Clone + Send + Sync + Debug + 'static> {
+    inner: &'a Inner<K>,
+    key: &'a K,
+    done: bool,
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Starting<'_, K> {
+    /// Parks the started worker (if the start succeeded) in the same step as the count goes down, so the key is
+    /// never seen short of ready workers it has.
+    fn finish(mut self, worker: Option<Worker>) {
+        self.done = true;
+        let mut state = self.inner.lock();
+        state.finish_starting(self.key);
+        if let Some(worker) = worker {
+            state.park(self.key, worker);
+        }
+        drop(state);
+        self.inner.freed.notify_waiters();
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Drop for Starting<'_, K> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.inner.lock().finish_starting(self.key);
+        }
+    }
+}
+
+/// Stops a worker that must not serve again: killed and reaped in the background, so the caller never waits.
+fn discard(worker: Worker) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(worker.shutdown());
+        }
+        // Outside a runtime, dropping the worker kills and reaps its jail (bounded by the sandbox's kill wait).
+        Err(_) => drop(worker),
+    }
+}
+
 impl<K: Eq + Hash + Clone> State<K> {
+    fn finish_starting(&mut self, key: &K) {
+        if let Some(starting) = self.starting.get_mut(key) {
+            *starting = starting.saturating_sub(1);
+            if *starting == 0 {
+                self.starting.remove(key);
+            }
+        }
+    }
+
     fn reserve(&mut self, key: &K) {
         *self.live.entry(key.clone()).or_default() += 1;
         self.total += 1;
@@ -400,6 +488,16 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> PooledWorker<K> {
 
     pub fn pid(&self) -> i32 {
         self.worker.as_ref().map_or(0, Worker::pid)
+    }
+
+    /// The worker's cgroup directories, while it runs.
+    pub fn cgroup_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.worker.as_ref().map(Worker::cgroup_dirs).unwrap_or_default()
+    }
+
+    /// Whether the worker can serve again (see [`Worker::is_healthy`]).
+    pub fn is_healthy(&self) -> bool {
+        self.worker.as_ref().is_some_and(Worker::is_healthy)
     }
 }
 

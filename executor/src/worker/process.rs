@@ -67,6 +67,10 @@ pub struct Worker {
     config: WorkerConfig,
     request_timeout: Duration,
     next_id: u64,
+    /// The request written but not yet answered. Set while a call runs; still set afterwards only when the
+    /// caller's future was dropped mid-request, and then the worker's next frame would be that request's stale
+    /// answer: such a worker is not healthy and must not serve again.
+    in_flight: Option<u64>,
     served: u64,
     pid: i32,
 }
@@ -91,6 +95,7 @@ impl Worker {
             config,
             request_timeout,
             next_id: 0,
+            in_flight: None,
             served: 0,
             pid,
         };
@@ -135,19 +140,32 @@ impl Worker {
         self.served
     }
 
+    /// Whether the worker can take another request: it runs, and no earlier request was left unanswered.
     pub fn is_healthy(&self) -> bool {
-        self.jail.is_some()
+        self.jail.is_some() && self.in_flight.is_none()
     }
 
     /// Sends one request and waits for its answer, at most the spec's request timeout.
+    ///
+    /// Dropping the future before it completes leaves the request in flight: the worker is then unhealthy, and a
+    /// later call kills it and fails with [`WorkerError::Broken`] rather than take the stale answer for its own.
     pub async fn call(&mut self, body: &RawValue) -> Result<Answer, WorkerError> {
         if self.jail.is_none() {
             return Err(WorkerError::Broken);
+        }
+        if let Some(abandoned) = self.in_flight {
+            tracing::warn!(
+                pid = self.pid,
+                request = abandoned,
+                "a worker still owes an abandoned request; killing it"
+            );
+            return Err(self.fail(WorkerError::Broken).await);
         }
         self.next_id += 1;
         let id = self.next_id;
         let request = serde_json::to_vec(&Request { id, body })
             .map_err(|e| WorkerError::Protocol(format!("serialize the request: {e}")))?;
+        self.in_flight = Some(id);
         let exchange = async {
             protocol::write_frame(&mut self.stdin, &request).await?;
             protocol::read_frame(&mut self.stdout, self.config.max_frame_bytes).await
@@ -165,6 +183,7 @@ impl Worker {
             let message = format!("answered request {} while {id} was asked", response.id);
             return Err(self.fail(WorkerError::Protocol(message)).await);
         }
+        self.in_flight = None;
         let answer = match (response.ok, response.error) {
             (Some(ok), None) => Ok(ok),
             (None, Some(error)) => Err(error),

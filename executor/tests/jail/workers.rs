@@ -1,6 +1,6 @@
 //! Jailed workers over the framed protocol, and the warm pool.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hapnd_executor::worker::pool::PoolStats;
 use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, Worker, WorkerConfig, WorkerError};
@@ -17,6 +17,20 @@ fn assert_left_nothing(pid: i32, cgroups: &[std::path::PathBuf]) {
     );
     for dir in cgroups {
         assert!(!dir.exists(), "{} was removed", dir.display());
+    }
+}
+
+/// Whether the worker `pid` is gone (reaped, so not even a zombie) and its cgroup directories removed.
+fn left_nothing(pid: i32, cgroups: &[std::path::PathBuf]) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists() && cgroups.iter().all(|dir| !dir.exists())
+}
+
+/// Polls `condition` until it holds, for at most 10 s (workers are stopped in the background).
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: still not true after 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -310,4 +324,174 @@ async fn every_new_worker_answers_its_key_setup_before_it_serves() {
         "{refused:?}"
     );
     assert_eq!(pool.stats(&"bad".to_owned()).live, 0, "the refusing worker is gone");
+}
+
+#[tokio::test]
+async fn a_worker_whose_caller_gave_up_mid_request_never_serves_again() {
+    // See: issue 3 (cancel-safety). The caller's future is dropped while the worker is still busy with the request.
+    let mut worker = start(&[]).await.expect("start");
+    let (pid, cgroups) = (worker.pid(), worker.cgroup_dirs());
+    let abandoned = tokio::time::timeout(Duration::from_millis(200), worker.call(&body(r#"{"cmd":"sleep"}"#))).await;
+    assert!(abandoned.is_err(), "the caller gave up before the answer");
+    assert!(!worker.is_healthy(), "a worker that owes an answer is not healthy");
+
+    // Its next frame would be the sleep's answer: rather than take it for this request's, the worker is killed.
+    let error = worker.call(&body(r#"{"cmd":"pid"}"#)).await.expect_err("refused");
+    assert!(matches!(error, WorkerError::Broken), "{error}");
+    assert_left_nothing(pid, &cgroups);
+}
+
+#[tokio::test]
+async fn a_cancelled_pool_call_does_not_hand_its_busy_worker_to_the_next_caller() {
+    // See: issue 3 (cancel-safety). One worker per key, so the next caller can only be served if the abandoned
+    // worker's slot was given back, and only correctly if that worker was not parked again.
+    let pool = pool(PoolConfig {
+        ready_per_key: 0,
+        max_per_key: 1,
+        ..PoolConfig::default()
+    });
+    let key = "cancelled".to_owned();
+    for cancel_through in ["Pool::call", "PooledWorker::call"] {
+        let worker = pool.acquire(&key).await.expect("acquire");
+        let (first, cgroups) = (worker.pid(), worker.cgroup_dirs());
+        drop(worker);
+
+        let sleep = body(r#"{"cmd":"sleep"}"#);
+        let short = Duration::from_millis(200);
+        if cancel_through == "Pool::call" {
+            let abandoned = tokio::time::timeout(short, pool.call(&key, &sleep)).await;
+            assert!(abandoned.is_err(), "{cancel_through}: the caller gave up");
+        } else {
+            let mut worker = pool.acquire(&key).await.expect("acquire");
+            assert_eq!(worker.pid(), first, "the idle worker is reused");
+            let abandoned = tokio::time::timeout(short, worker.call(&sleep)).await;
+            assert!(abandoned.is_err(), "{cancel_through}: the caller gave up");
+            assert!(!worker.is_healthy());
+        }
+        assert_eq!(
+            pool.stats(&key).live,
+            0,
+            "{cancel_through}: the busy worker left the pool"
+        );
+
+        // The sleep answers after 60 s and a request times out after 5 s: a prompt, correct answer can only come
+        // from a fresh worker.
+        let asked = Instant::now();
+        let mut next = pool.acquire(&key).await.expect("acquire");
+        assert_ne!(
+            next.pid(),
+            first,
+            "{cancel_through}: a different worker serves the next call"
+        );
+        let answer = next.call(&body(r#"{"cmd":"pid"}"#)).await.expect("call").expect("ok");
+        let value: serde_json::Value = serde_json::from_str(answer.get()).expect("json");
+        assert_eq!(
+            value["count"], 1,
+            "{cancel_through}: the answer is to this request: {value}"
+        );
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{cancel_through}: served promptly, in {:?}",
+            asked.elapsed()
+        );
+        drop(next);
+        eventually(
+            &format!("{cancel_through}: the abandoned worker is killed and reaped"),
+            || left_nothing(first, &cgroups),
+        )
+        .await;
+        // The next round starts from the worker that answered.
+        pool.evict_idle_older_than(Duration::ZERO);
+    }
+}
+
+#[tokio::test]
+async fn with_a_ready_worker_per_key_a_failed_worker_is_replaced_in_the_background() {
+    let pool = pool(PoolConfig {
+        ready_per_key: 1,
+        max_per_key: 1,
+        ..PoolConfig::default()
+    });
+    let key = "replaced".to_owned();
+    pool.prewarm(&key).await;
+    assert_eq!(
+        pool.stats(&key),
+        PoolStats {
+            idle: 1,
+            live: 1,
+            total: 1
+        }
+    );
+    let mut worker = pool.acquire(&key).await.expect("acquire");
+    let (failed, cgroups) = (worker.pid(), worker.cgroup_dirs());
+    let crashed = worker.call(&body(r#"{"cmd":"crash"}"#)).await;
+    assert!(matches!(crashed, Err(WorkerError::Crashed { .. })), "{crashed:?}");
+    drop(worker);
+    assert_left_nothing(failed, &cgroups);
+
+    // Nobody asks for a worker: the pool starts the replacement by itself.
+    eventually("a replacement is ready", || {
+        pool.stats(&key)
+            == PoolStats {
+                idle: 1,
+                live: 1,
+                total: 1,
+            }
+    })
+    .await;
+    let mut replacement = pool.acquire(&key).await.expect("acquire");
+    assert_ne!(replacement.pid(), failed);
+    let answer = replacement
+        .call(&body(r#"{"cmd":"pid"}"#))
+        .await
+        .expect("call")
+        .expect("ok");
+    let value: serde_json::Value = serde_json::from_str(answer.get()).expect("json");
+    assert_eq!(value["count"], 1, "the replacement's first request: {value}");
+}
+
+#[tokio::test]
+async fn evicted_and_shut_down_workers_leave_no_process_or_cgroup_behind() {
+    let pool = pool(PoolConfig {
+        ready_per_key: 0,
+        max_total: 2,
+        ..PoolConfig::default()
+    });
+    let (a, b, c) = ("a".to_owned(), "b".to_owned(), "c".to_owned());
+    let mut workers = Vec::new();
+    for key in [&a, &b] {
+        let worker = pool.acquire(key).await.expect("acquire");
+        workers.push((worker.pid(), worker.cgroup_dirs()));
+    }
+    assert!(workers.iter().all(|(pid, cgroups)| !left_nothing(*pid, cgroups)));
+
+    // At the global cap, c's worker takes the place of a's, the least recently used.
+    let worker_c = pool.acquire(&c).await.expect("acquire");
+    let c_worker = (worker_c.pid(), worker_c.cgroup_dirs());
+    drop(worker_c);
+    let (pid_a, cgroups_a) = &workers[0];
+    eventually("the LRU-evicted worker is gone", || left_nothing(*pid_a, cgroups_a)).await;
+
+    // Idle eviction stops b's and c's.
+    pool.evict_idle_older_than(Duration::ZERO);
+    assert_eq!(pool.stats(&b).total, 0);
+    let (pid_b, cgroups_b) = &workers[1];
+    eventually("idle-evicted workers are gone", || {
+        left_nothing(*pid_b, cgroups_b) && left_nothing(c_worker.0, &c_worker.1)
+    })
+    .await;
+
+    // Shutting down: dropping the pool stops the workers it still holds.
+    let worker = pool.acquire(&a).await.expect("acquire");
+    let last = (worker.pid(), worker.cgroup_dirs());
+    drop(worker);
+    assert_eq!(pool.stats(&a).idle, 1);
+    drop(pool);
+    eventually("the dropped pool's worker is gone", || left_nothing(last.0, &last.1)).await;
+
+    // And a worker shut down directly.
+    let worker = start(&[]).await.expect("start");
+    let (pid, cgroups) = (worker.pid(), worker.cgroup_dirs());
+    worker.shutdown().await;
+    assert_left_nothing(pid, &cgroups);
 }
