@@ -53,7 +53,7 @@ impl Check {
 }
 
 /// The capabilities the supervisor uses to build jails, and what for.
-pub const NEEDED_CAPABILITIES: [(&str, &str); 5] = [
+pub const NEEDED_CAPABILITIES: [(&str, &str); 6] = [
     ("CAP_SYS_ADMIN", "namespaces, mounts and pivot_root"),
     ("CAP_SETUID", "switching to the jail user"),
     ("CAP_SETGID", "switching to the jail group"),
@@ -61,6 +61,10 @@ pub const NEEDED_CAPABILITIES: [(&str, &str); 5] = [
     (
         "CAP_DAC_OVERRIDE",
         "writing cgroup files and binding paths the jail reads",
+    ),
+    (
+        "CAP_KILL",
+        "killing jails at their deadline: they run under another uid",
     ),
 ];
 
@@ -129,11 +133,23 @@ fn privileges(host: &dyn Host) -> Check {
 }
 
 fn cgroups(host: &dyn Host) -> Check {
+    let euid = host.euid();
     match host.cgroups() {
         Ok(found) => match found.problem {
             None => Check::ok(
                 "cgroups",
                 format!("{}; memory, cpu and pids usable for jails", found.description),
+            ),
+            // Not root: the controllers may well be there, but only a subtree delegated to this user is writable.
+            Some(problem) if euid != 0 => Check::fail(
+                "cgroups",
+                format!(
+                    "{}; {problem}; as uid {euid}, hapnd can only use a cgroup subtree delegated to it",
+                    found.description
+                ),
+                "delegate a cgroup subtree to hapnd's user: owned by it, with memory, cpu and pids in its \
+                 cgroup.subtree_control (for example run hapnd from a systemd unit with Delegate=yes), or run \
+                 hapnd as root",
             ),
             Some(problem) => Check::fail(
                 "cgroups",
@@ -155,6 +171,13 @@ fn namespaces(host: &dyn Host) -> Vec<Check> {
         .iter()
         .map(|ns| match host.namespace(*ns) {
             Ok(()) => Check::ok(ns.check_name(), format!("{} namespaces can be created", ns.name())),
+            // The jail runs under a real, dedicated uid and creates no user namespace (JAIL.md step 3): without
+            // them it is just as strong, so this is worth knowing but not a failure.
+            Err(error) if *ns == Namespace::User => Check::warn(
+                ns.check_name(),
+                format!("cannot create a user namespace: {error}; the jail does not use them"),
+                ns.fix(),
+            ),
             Err(error) => Check::fail(
                 ns.check_name(),
                 format!("cannot create a {} namespace: {error}", ns.name()),
@@ -293,6 +316,9 @@ mod tests {
         cgroups: Result<CgroupsFound, String>,
         euid: u32,
         key_mode: Option<u32>,
+        capabilities: Vec<String>,
+        /// The namespace kind that cannot be created, if any.
+        failing_namespace: Option<Namespace>,
     }
 
     impl Default for FakeHost {
@@ -305,6 +331,8 @@ mod tests {
                 }),
                 euid: 0,
                 key_mode: Some(0o600),
+                capabilities: NEEDED_CAPABILITIES.iter().map(|(cap, _)| (*cap).to_owned()).collect(),
+                failing_namespace: None,
             }
         }
     }
@@ -314,13 +342,16 @@ mod tests {
             self.euid
         }
         fn effective_capabilities(&self) -> Vec<String> {
-            NEEDED_CAPABILITIES.iter().map(|(cap, _)| (*cap).to_owned()).collect()
+            self.capabilities.clone()
         }
         fn cgroups(&self) -> Result<CgroupsFound, String> {
             self.cgroups.clone()
         }
-        fn namespace(&self, _: Namespace) -> Result<(), String> {
-            Ok(())
+        fn namespace(&self, namespace: Namespace) -> Result<(), String> {
+            match self.failing_namespace {
+                Some(failing) if failing == namespace => Err("Operation not permitted (os error 1)".into()),
+                _ => Ok(()),
+            }
         }
         fn pivot_root(&self) -> Result<(), String> {
             Ok(())
@@ -403,7 +434,7 @@ mod tests {
             cgroups
                 .fix
                 .as_deref()
-                .is_some_and(|f| f.contains("memory, cpu and pids")),
+                .is_some_and(|f| f.contains("memory, cpu and pids") && f.contains("cgroup_enable=memory")),
             "{cgroups:?}"
         );
 
@@ -437,5 +468,106 @@ mod tests {
         let privileges = check(&checks, "privileges");
         assert_eq!(privileges.status, Status::Fail);
         assert!(privileges.detail.contains("uid 1000"));
+    }
+
+    fn run(host: &FakeHost) -> Vec<Check> {
+        run_checks(host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"))
+    }
+
+    #[test]
+    fn root_without_cap_kill_fails_naming_it_and_why() {
+        // See: issue 3. Jails run under another uid, so killing one at its deadline needs CAP_KILL.
+        assert!(NEEDED_CAPABILITIES.iter().any(|(cap, _)| *cap == "CAP_KILL"));
+        let host = FakeHost {
+            capabilities: NEEDED_CAPABILITIES
+                .iter()
+                .map(|(cap, _)| (*cap).to_owned())
+                .filter(|cap| cap != "CAP_KILL")
+                .collect(),
+            ..FakeHost::default()
+        };
+        let checks = run(&host);
+        let privileges = check(&checks, "privileges");
+        assert_eq!(privileges.status, Status::Fail);
+        assert!(
+            privileges.detail.contains("CAP_KILL (killing jails at their deadline"),
+            "{privileges:?}"
+        );
+        assert!(
+            !privileges.detail.contains("CAP_SYS_ADMIN"),
+            "only the missing one: {privileges:?}"
+        );
+    }
+
+    #[test]
+    fn no_user_namespaces_is_a_warning_since_the_jail_does_not_use_them() {
+        // See: issue 8.
+        let host = FakeHost {
+            failing_namespace: Some(Namespace::User),
+            ..FakeHost::default()
+        };
+        let checks = run(&host);
+        let user = check(&checks, "user namespace");
+        assert_eq!(user.status, Status::Warn, "{user:?}");
+        assert!(user.detail.contains("the jail does not use them"), "{user:?}");
+        assert!(user.fix.is_some(), "{user:?}");
+        assert!(
+            checks.iter().all(|c| c.status != Status::Fail),
+            "nothing fails, so doctor exits 0: {checks:#?}"
+        );
+    }
+
+    #[test]
+    fn a_namespace_the_jail_needs_still_fails() {
+        for namespace in [
+            Namespace::Pid,
+            Namespace::Net,
+            Namespace::Mount,
+            Namespace::Ipc,
+            Namespace::Uts,
+            Namespace::Cgroup,
+        ] {
+            let host = FakeHost {
+                failing_namespace: Some(namespace),
+                ..FakeHost::default()
+            };
+            let checks = run(&host);
+            assert_eq!(
+                check(&checks, namespace.check_name()).status,
+                Status::Fail,
+                "{namespace:?}"
+            );
+            assert_eq!(check(&checks, "user namespace").status, Status::Ok);
+        }
+    }
+
+    #[test]
+    fn without_root_the_cgroup_fix_is_delegation_not_a_kernel_parameter() {
+        // See: issue 8.
+        let host = FakeHost {
+            euid: 1000,
+            cgroups: Ok(CgroupsFound {
+                description: "hybrid (v1 controllers, v2 without)".into(),
+                problem: Some("create /sys/fs/cgroup/memory/hapnd: Permission denied (os error 13)".into()),
+            }),
+            ..FakeHost::default()
+        };
+        let checks = run(&host);
+        let cgroups = check(&checks, "cgroups");
+        assert_eq!(cgroups.status, Status::Fail);
+        assert!(cgroups.detail.contains("delegated"), "{cgroups:?}");
+        let fix = cgroups.fix.as_deref().expect("a fix");
+        assert!(
+            fix.contains("delegate a cgroup subtree") && fix.contains("Delegate=yes"),
+            "{fix}"
+        );
+        assert!(!fix.contains("cgroup_enable"), "{fix}");
+
+        // A delegated subtree that works is fine, root or not.
+        let host = FakeHost {
+            euid: 1000,
+            ..FakeHost::default()
+        };
+        assert_eq!(check(&run(&host), "cgroups").status, Status::Ok);
     }
 }

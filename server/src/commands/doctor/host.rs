@@ -59,7 +59,10 @@ impl Namespace {
 
     pub fn fix(self) -> &'static str {
         match self {
-            Namespace::User => "allow user namespaces (sysctl user.max_user_namespaces > 0)",
+            Namespace::User => {
+                "nothing to do for the jail; allow user namespaces (sysctl user.max_user_namespaces > 0) only if \
+                 other tools on this host need them"
+            }
             _ => "use a kernel with namespaces enabled and run hapnd as root, outside a container that forbids them",
         }
     }
