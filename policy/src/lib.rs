@@ -4,9 +4,10 @@
 //! parsed into typed values that the executor turns into kernel objects. This crate does no I/O and knows nothing of
 //! processes: it does not even map syscall names to numbers (the executor does that with the C library's constants).
 //!
-//! Today it holds the seccomp deny-list ([`sandbox_seccomp_policy`]) and artifact signing ([`signing`]). The C# API
-//! allowlist will live here too.
+//! It holds the seccomp deny-list ([`sandbox_seccomp_policy`]), the C# API allowlist ([`csharp`]) and artifact signing
+//! ([`signing`]).
 
+pub mod csharp;
 pub mod seccomp;
 pub mod signing;
 

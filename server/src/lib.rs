@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod metrics;
+pub mod runtime;
 pub mod signing_key;
 pub mod store;
 pub mod time_util;

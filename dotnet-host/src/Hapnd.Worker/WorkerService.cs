@@ -1,0 +1,244 @@
+using System.Text.Json;
+using Hapnd.Projections.Contracts;
+using Hapnd.Protocol;
+
+namespace Hapnd.Worker;
+
+/// <summary>
+/// The worker's requests (protocol version <see cref="Frames.Version"/>), the C# side of
+/// <c>server/src/runtime/protocol.rs</c>:
+/// <list type="bullet">
+/// <item><c>{"cmd":"load","dll":"base64","signature":"base64","className","kind":"reducer|projection"}</c> →
+/// <c>{"artifact":"sha256 hex","kind","stateType"}</c>; the signature is checked first, and a refused one loads nothing.</item>
+/// <item><c>{"cmd":"apply","state":JSON|null,"event":{...}}</c> → <c>{"state":JSON}</c>.</item>
+/// <item><c>{"cmd":"resolveKey","event":{...}}</c> → <c>{"key":"..."|null}</c> (projections).</item>
+/// <item><c>{"cmd":"applyBatch","states":{"key":JSON|null},"events":[{"key"?,"event":{...}}]}</c> → <c>{"states":{"key":JSON}}</c>:
+/// the events in order, each folded into its key's state, states kept as objects between events and written once.</item>
+/// <item><c>{"cmd":"resolveKeys","events":[{...}]}</c> → <c>{"keys":["..."|null]}</c>.</item>
+/// </list>
+/// Error kinds: <c>userException</c> (detail: exceptionType, eventIndex), <c>outOfMemory</c>, <c>badSignature</c>,
+/// <c>badArtifact</c>, <c>notLoaded</c>, <c>badRequest</c>.
+/// </summary>
+internal sealed class WorkerService(ArtifactVerifier verifier)
+{
+    private LoadedArtifact? _artifact;
+
+    public void Handle(Frames frames, ReadOnlyMemory<byte> frame)
+    {
+        ulong id = 0;
+        try
+        {
+            using var request = JsonDocument.Parse(frame);
+            var root = request.RootElement;
+            if (root.GetProperty("type").GetString() != "request")
+            {
+                throw new ProtocolException("expected a request");
+            }
+            id = root.GetProperty("id").GetUInt64();
+            var body = root.GetProperty("body");
+            var command = body.GetProperty("cmd").GetString();
+            switch (command)
+            {
+                case "load":
+                    Load(frames, id, body);
+                    return;
+                case "apply" or "resolveKey" or "applyBatch" or "resolveKeys":
+                    if (_artifact is null)
+                    {
+                        frames.SendError(id, "notLoaded", "no artifact is loaded: send load first");
+                        return;
+                    }
+                    Run(frames, id, command, body, _artifact);
+                    return;
+                default:
+                    frames.SendError(id, "badRequest", $"unknown command '{command}'");
+                    return;
+            }
+        }
+        catch (Exception error) when (error is JsonException or KeyNotFoundException or InvalidOperationException
+            or FormatException)
+        {
+            frames.SendError(id, "badRequest", $"the request cannot be read: {error.Message}");
+        }
+    }
+
+    private void Load(Frames frames, ulong id, JsonElement body)
+    {
+        var dll = body.GetProperty("dll").GetBytesFromBase64();
+        var signature = body.GetProperty("signature").GetBytesFromBase64();
+        var className = body.GetProperty("className").GetString() ?? "";
+        var kind = body.GetProperty("kind").GetString() ?? "";
+        if (!verifier.Verify(dll, signature))
+        {
+            frames.SendError(id, "badSignature", "the artifact's signature does not verify: it was not signed by this server, or it was changed");
+            return;
+        }
+        LoadedArtifact loaded;
+        try
+        {
+            loaded = LoadedArtifact.Load(dll, className, kind);
+        }
+        catch (ArtifactException error)
+        {
+            frames.SendError(id, "badArtifact", error.Message);
+            return;
+        }
+        catch (Exception error)
+        {
+            SendUserError(frames, id, error, eventIndex: null);
+            return;
+        }
+        _artifact?.Unload();
+        _artifact = loaded;
+        var writer = frames.StartOk(id);
+        writer.WriteStartObject();
+        writer.WriteString("artifact", loaded.Id);
+        writer.WriteString("kind", loaded.Kind);
+        writer.WriteString("stateType", loaded.StateType.FullName);
+        writer.WriteEndObject();
+        frames.EndOk(writer);
+    }
+
+    private static void Run(Frames frames, ulong id, string command, JsonElement body, LoadedArtifact artifact)
+    {
+        // Everything is read before user code runs, so a malformed request never looks like a user error.
+        int? eventIndex = null;
+        try
+        {
+            switch (command)
+            {
+                case "apply":
+                {
+                    var state = StateText(body.GetProperty("state"));
+                    var @event = EventJson.Read(body.GetProperty("event"));
+                    eventIndex = 0;
+                    var next = artifact.Reducer is { } reducer
+                        ? reducer.ApplyJson(state, @event)
+                        : artifact.Projection!.ApplyJson(state, @event);
+                    var writer = frames.StartOk(id);
+                    writer.WriteStartObject();
+                    writer.WritePropertyName("state");
+                    writer.WriteRawValue(next, skipInputValidation: true);
+                    writer.WriteEndObject();
+                    frames.EndOk(writer);
+                    return;
+                }
+                case "resolveKey":
+                {
+                    var projection = ProjectionOf(artifact);
+                    var @event = EventJson.Read(body.GetProperty("event"));
+                    eventIndex = 0;
+                    var key = projection.ResolveKey(@event);
+                    var writer = frames.StartOk(id);
+                    writer.WriteStartObject();
+                    writer.WriteString("key", key);
+                    writer.WriteEndObject();
+                    frames.EndOk(writer);
+                    return;
+                }
+                case "resolveKeys":
+                {
+                    var projection = ProjectionOf(artifact);
+                    var events = body.GetProperty("events").EnumerateArray().Select(EventJson.Read).ToList();
+                    var keys = new string?[events.Count];
+                    for (var i = 0; i < events.Count; i++)
+                    {
+                        eventIndex = i;
+                        keys[i] = projection.ResolveKey(events[i]);
+                    }
+                    var writer = frames.StartOk(id);
+                    writer.WriteStartObject();
+                    writer.WriteStartArray("keys");
+                    foreach (var key in keys)
+                    {
+                        writer.WriteStringValue(key);
+                    }
+                    writer.WriteEndArray();
+                    writer.WriteEndObject();
+                    frames.EndOk(writer);
+                    return;
+                }
+                case "applyBatch":
+                    ApplyBatch(frames, id, body, artifact, ref eventIndex);
+                    return;
+            }
+        }
+        catch (Exception error) when (eventIndex is not null && error is not ProtocolException)
+        {
+            SendUserError(frames, id, error, eventIndex);
+        }
+    }
+
+    private static void ApplyBatch(Frames frames, ulong id, JsonElement body, LoadedArtifact artifact, ref int? eventIndex)
+    {
+        var given = body.TryGetProperty("states", out var statesJson) && statesJson.ValueKind == JsonValueKind.Object
+            ? statesJson.EnumerateObject().ToDictionary(p => p.Name, p => StateText(p.Value), StringComparer.Ordinal)
+            : new Dictionary<string, string?>(StringComparer.Ordinal);
+        var steps = new List<(string Key, Event Event)>();
+        foreach (var step in body.GetProperty("events").EnumerateArray())
+        {
+            var key = step.TryGetProperty("key", out var keyJson) && keyJson.ValueKind == JsonValueKind.String
+                ? keyJson.GetString()!
+                : "";
+            steps.Add((key, EventJson.Read(step.GetProperty("event"))));
+        }
+
+        Func<string?, object?> deserialize = artifact.Reducer is { } r ? r.DeserializeState : artifact.Projection!.DeserializeState;
+        Func<object?, Event, object?> apply = artifact.Reducer is { } r2 ? r2.ApplyBoxed : artifact.Projection!.ApplyBoxed;
+        Func<object?, string> serialize = artifact.Reducer is { } r3 ? r3.SerializeState : artifact.Projection!.SerializeState;
+
+        var states = new Dictionary<string, object?>(StringComparer.Ordinal);
+        var order = new List<string>();
+        for (var i = 0; i < steps.Count; i++)
+        {
+            eventIndex = i;
+            var (key, @event) = steps[i];
+            if (!states.TryGetValue(key, out var state))
+            {
+                state = deserialize(given.GetValueOrDefault(key));
+                order.Add(key);
+            }
+            states[key] = apply(state, @event);
+        }
+        eventIndex = null;
+        var serialized = new List<(string, string)>(order.Count);
+        foreach (var key in order)
+        {
+            eventIndex = steps.FindLastIndex(s => s.Key == key);
+            serialized.Add((key, serialize(states[key])));
+        }
+        var writer = frames.StartOk(id);
+        writer.WriteStartObject();
+        writer.WriteStartObject("states");
+        foreach (var (key, json) in serialized)
+        {
+            writer.WritePropertyName(key);
+            writer.WriteRawValue(json, skipInputValidation: true);
+        }
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        frames.EndOk(writer);
+    }
+
+    private static IProjection ProjectionOf(LoadedArtifact artifact) =>
+        artifact.Projection ?? throw new InvalidOperationException("the loaded artifact is a reducer: it has no keys");
+
+    /// <summary>A state as JSON text for the contracts' bridges; JSON null is no state.</summary>
+    private static string? StateText(JsonElement state) =>
+        state.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined ? null : state.GetRawText();
+
+    private static void SendUserError(Frames frames, ulong id, Exception error, int? eventIndex)
+    {
+        var unwrapped = error is TypeInitializationException { InnerException: { } inner } ? inner : error;
+        var kind = unwrapped is OutOfMemoryException || error is OutOfMemoryException ? "outOfMemory" : "userException";
+        var type = unwrapped.GetType().FullName ?? unwrapped.GetType().Name;
+        frames.SendError(id, kind, $"{type}: {unwrapped.Message}", detail =>
+        {
+            detail.WriteString("exceptionType", type);
+            if (eventIndex is { } index)
+            {
+                detail.WriteNumber("eventIndex", index);
+            }
+        });
+    }
+}
