@@ -65,7 +65,8 @@ async fn legitimate_programs_give_the_expected_state_through_the_jailed_worker()
         let batched = workers
             .apply_batch(&key, BTreeMap::new(), steps)
             .await
-            .expect("applyBatch");
+            .expect("applyBatch")
+            .states;
 
         let as_json = |states: &BTreeMap<String, Box<serde_json::value::RawValue>>| -> Value {
             let parsed: BTreeMap<&String, Value> = states

@@ -23,8 +23,12 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
 {
     private LoadedArtifact? _artifact;
 
+    /// <summary>When the current request's frame was taken up, for the batch's time breakdown.</summary>
+    private static long _received;
+
     public void Handle(Frames frames, ReadOnlyMemory<byte> frame)
     {
+        _received = System.Diagnostics.Stopwatch.GetTimestamp();
         ulong id = 0;
         try
         {
@@ -110,7 +114,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
                 case "apply":
                 {
                     var state = StateText(body.GetProperty("state"));
-                    var @event = EventJson.Read(body.GetProperty("event"));
+                    var @event = EventJson.ReadOne(body.GetProperty("event"));
                     eventIndex = 0;
                     var next = artifact.Reducer is { } reducer
                         ? reducer.ApplyJson(state, @event)
@@ -126,7 +130,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
                 case "resolveKey":
                 {
                     var projection = ProjectionOf(artifact);
-                    var @event = EventJson.Read(body.GetProperty("event"));
+                    var @event = EventJson.ReadOne(body.GetProperty("event"));
                     eventIndex = 0;
                     var key = projection.ResolveKey(@event);
                     var writer = frames.StartOk(id);
@@ -139,7 +143,8 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
                 case "resolveKeys":
                 {
                     var projection = ProjectionOf(artifact);
-                    var events = body.GetProperty("events").EnumerateArray().Select(EventJson.Read).ToList();
+                    var reader = new EventJson();
+                    var events = body.GetProperty("events").EnumerateArray().Select(reader.Read).ToList();
                     var keys = new string?[events.Count];
                     for (var i = 0; i < events.Count; i++)
                     {
@@ -175,14 +180,16 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
             ? statesJson.EnumerateObject().ToDictionary(p => p.Name, p => StateText(p.Value), StringComparer.Ordinal)
             : new Dictionary<string, string?>(StringComparer.Ordinal);
         var steps = new List<(string Key, Event Event)>();
+        var reader = new EventJson();
         foreach (var step in body.GetProperty("events").EnumerateArray())
         {
             var key = step.TryGetProperty("key", out var keyJson) && keyJson.ValueKind == JsonValueKind.String
                 ? keyJson.GetString()!
                 : "";
-            steps.Add((key, EventJson.Read(step.GetProperty("event"))));
+            steps.Add((key, reader.Read(step.GetProperty("event"))));
         }
 
+        var parsed = System.Diagnostics.Stopwatch.GetTimestamp();
         Func<string?, object?> deserialize = artifact.Reducer is { } r ? r.DeserializeState : artifact.Projection!.DeserializeState;
         Func<object?, Event, object?> apply = artifact.Reducer is { } r2 ? r2.ApplyBoxed : artifact.Projection!.ApplyBoxed;
         Func<object?, string> serialize = artifact.Reducer is { } r3 ? r3.SerializeState : artifact.Projection!.SerializeState;
@@ -201,6 +208,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
             states[key] = apply(state, @event);
         }
         eventIndex = null;
+        var applied = System.Diagnostics.Stopwatch.GetTimestamp();
         var serialized = new List<(string, string)>(order.Count);
         foreach (var key in order)
         {
@@ -215,6 +223,13 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
             writer.WritePropertyName(key);
             writer.WriteRawValue(json, skipInputValidation: true);
         }
+        writer.WriteEndObject();
+        // Where the batch's time went inside the worker: reading the request, user code, writing the states.
+        var done = System.Diagnostics.Stopwatch.GetTimestamp();
+        writer.WriteStartObject("timingsUs");
+        writer.WriteNumber("read", (long)System.Diagnostics.Stopwatch.GetElapsedTime(_received, parsed).TotalMicroseconds);
+        writer.WriteNumber("apply", (long)System.Diagnostics.Stopwatch.GetElapsedTime(parsed, applied).TotalMicroseconds);
+        writer.WriteNumber("write", (long)System.Diagnostics.Stopwatch.GetElapsedTime(applied, done).TotalMicroseconds);
         writer.WriteEndObject();
         writer.WriteEndObject();
         frames.EndOk(writer);

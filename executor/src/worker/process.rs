@@ -10,9 +10,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::Mutex;
 
-use super::protocol::{
-    self, DEFAULT_MAX_FRAME_BYTES, FrameError, Hello, PROTOCOL_VERSION, Request, Response, UserError,
-};
+use super::protocol::{self, DEFAULT_MAX_FRAME_BYTES, FrameError, Hello, PROTOCOL_VERSION, Response, UserError};
 use crate::sandbox::{Jail, Outcome, Sandbox, SandboxError};
 use crate::spawn::StdioMode;
 use crate::spec::SandboxSpec;
@@ -163,11 +161,10 @@ impl Worker {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let request = serde_json::to_vec(&Request { id, body })
-            .map_err(|e| WorkerError::Protocol(format!("serialize the request: {e}")))?;
+        let request = protocol::request_frame(id, body).map_err(|e| WorkerError::Protocol(e.to_string()))?;
         self.in_flight = Some(id);
         let exchange = async {
-            protocol::write_frame(&mut self.stdin, &request).await?;
+            protocol::write_encoded(&mut self.stdin, &request).await?;
             protocol::read_frame(&mut self.stdout, self.config.max_frame_bytes).await
         };
         let payload = match tokio::time::timeout(self.request_timeout, exchange).await {

@@ -79,6 +79,26 @@ pub async fn write_frame(writer: &mut (impl AsyncWrite + Unpin), payload: &[u8])
     writer.flush().await.map_err(FrameError::Io)
 }
 
+/// A whole request frame, length prefix included, serialized in place: one buffer, one write.
+pub fn request_frame(id: u64, body: &RawValue) -> Result<Vec<u8>, FrameError> {
+    let mut frame = Vec::with_capacity(body.get().len() + 48);
+    frame.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut frame, &Request { id, body })
+        .map_err(|e| FrameError::Garbage(format!("serialize the request: {e}")))?;
+    let length = u32::try_from(frame.len() - 4).map_err(|_| FrameError::TooLarge {
+        length: u32::MAX,
+        cap: u32::MAX,
+    })?;
+    frame[..4].copy_from_slice(&length.to_le_bytes());
+    Ok(frame)
+}
+
+/// Writes a frame made by [`request_frame`].
+pub async fn write_encoded(writer: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> Result<(), FrameError> {
+    writer.write_all(frame).await.map_err(FrameError::Io)?;
+    writer.flush().await.map_err(FrameError::Io)
+}
+
 /// Reads one frame's payload, refusing one above `cap` before reading it.
 pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin), cap: u32) -> Result<Vec<u8>, FrameError> {
     let mut header = [0_u8; 4];
@@ -146,5 +166,8 @@ mod tests {
         let body = RawValue::from_string(r#"{"cmd":"echo"}"#.into()).expect("raw");
         let text = serde_json::to_string(&Request { id: 7, body: &body }).expect("serialize");
         assert_eq!(text, r#"{"type":"request","id":7,"body":{"cmd":"echo"}}"#);
+        let frame = request_frame(7, &body).expect("a frame");
+        assert_eq!(&frame[..4], &(text.len() as u32).to_le_bytes());
+        assert_eq!(&frame[4..], text.as_bytes());
     }
 }

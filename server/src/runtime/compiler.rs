@@ -10,7 +10,6 @@ use base64::Engine;
 use hapnd_executor::worker::protocol::UserError;
 use hapnd_executor::{Pool, PoolConfig, PoolError, Sandbox, WorkerConfig};
 use hapnd_policy::signing::ArtifactSigner;
-use serde_json::value::RawValue;
 
 use super::artifact::{Artifact, ArtifactKind, Unsigned};
 use super::dotnet::DotnetHost;
@@ -85,9 +84,8 @@ impl Compiler {
         files: &BTreeMap<String, String>,
     ) -> Result<Result<Compiled, CompileRejection>, CompileError> {
         let allowlist = hapnd_policy::csharp::ALLOWLIST;
-        let request = serde_json::to_string(&CompileRequest { files, allowlist })
+        let body = serde_json::value::to_raw_value(&CompileRequest { files, allowlist })
             .map_err(|e| CompileError::Malformed(format!("serialize the request: {e}")))?;
-        let body = RawValue::from_string(request).map_err(|e| CompileError::Malformed(e.to_string()))?;
         let answer = self.pool.call(&(), &body).await?.map_err(CompileError::Refused)?;
         let response: CompileResponse =
             serde_json::from_str(answer.get()).map_err(|e| CompileError::Malformed(e.to_string()))?;

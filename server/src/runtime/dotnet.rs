@@ -36,6 +36,11 @@ pub struct DotnetHost {
 impl DotnetHost {
     /// The programs built by `dotnet build dotnet-host/Hapnd.slnx -c Release --artifacts-path DIR`, in `DIR`.
     pub fn from_build_artifacts(artifacts: &Path) -> Result<Self, DotnetHostError> {
+        // The jail binds paths as given: they must be absolute and plain.
+        let artifacts = std::fs::canonicalize(artifacts).map_err(|_| DotnetHostError::NoProgram {
+            program: "Hapnd.Compiler.dll",
+            dir: artifacts.to_owned(),
+        })?;
         let host = DotnetHost {
             dotnet_root: dotnet_root(),
             compiler_dir: artifacts.join("bin/Hapnd.Compiler/release"),

@@ -117,8 +117,12 @@ pub struct KeysResponse {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatesResponse {
     pub states: BTreeMap<String, Box<RawValue>>,
+    /// Where the batch's time went in the worker, in microseconds: `read`, `apply` (user code), `write`.
+    #[serde(default)]
+    pub timings_us: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -140,9 +140,8 @@ impl ArtifactWorkers {
         key: &WorkerKey,
         states: BTreeMap<&str, Option<&RawValue>>,
         steps: Vec<BatchStep<'_>>,
-    ) -> Result<BTreeMap<String, Box<RawValue>>, Failure> {
-        let response: StatesResponse = self.call(key, &ApplyBatchRequest { states, events: steps }).await?;
-        Ok(response.states)
+    ) -> Result<StatesResponse, Failure> {
+        self.call(key, &ApplyBatchRequest { states, events: steps }).await
     }
 
     async fn call<T: DeserializeOwned>(&self, key: &WorkerKey, request: &impl Serialize) -> Result<T, Failure> {
@@ -154,8 +153,9 @@ impl ArtifactWorkers {
         {
             return Err(Failure::NotRegistered(key.artifact.clone()));
         }
-        let text = serde_json::to_string(request).map_err(|e| Failure::Protocol(format!("serialize: {e}")))?;
-        let body = RawValue::from_string(text).map_err(|e| Failure::Protocol(e.to_string()))?;
+        // Serialized straight into a raw value: no second pass to validate what serde just wrote.
+        let body =
+            serde_json::value::to_raw_value(request).map_err(|e| Failure::Protocol(format!("serialize: {e}")))?;
         let answer = self.pool.call(key, &body).await.map_err(from_pool)?;
         let ok = answer.map_err(from_user_error)?;
         serde_json::from_str(ok.get()).map_err(|e| Failure::Protocol(format!("an answer that cannot be read: {e}")))
@@ -170,7 +170,7 @@ fn load_request(artifact: &Artifact) -> Option<Box<RawValue>> {
         class_name: &artifact.class_name,
         kind: artifact.kind.as_str(),
     };
-    RawValue::from_string(serde_json::to_string(&request).ok()?).ok()
+    serde_json::value::to_raw_value(&request).ok()
 }
 
 fn from_pool(error: PoolError) -> Failure {

@@ -1,0 +1,322 @@
+//! The C# side's benchmark, everything jailed (`cargo bench -p hapnd-server --bench dotnet`, as root): compile time of
+//! the issue's reducer (cold: a new compiler process; warm: the same process again), the round trip of one `apply`
+//! through a warm jailed worker, and batched replay through the worker against the ceiling, the same `Apply` called
+//! in a plain loop in one jailed process (`dotnet-host/bench/Hapnd.Bench`), in one run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hapnd_executor::{Outcome, PoolConfig, Sandbox, SandboxConfig};
+use hapnd_policy::signing::ArtifactSigner;
+use hapnd_server::runtime::protocol::{BatchStep, WorkerEvent};
+use hapnd_server::runtime::workers::WorkerKey;
+use hapnd_server::runtime::{ArtifactWorkers, Compiler, DotnetHost};
+use hdrhistogram::Histogram;
+use serde_json::value::RawValue;
+
+const HAPND: &str = env!("CARGO_BIN_EXE_hapnd");
+const COLD_COMPILES: usize = 3;
+const WARM_COMPILES: usize = 30;
+const APPLIES: usize = 5_000;
+const REPLAY_EVENTS: usize = 100_000;
+const BATCH: usize = 1_000;
+
+const REDUCER: &str = r#"using Hapnd.Projections.Contracts;
+public record OrderState { public string? CustomerId { get; init; } public decimal Total { get; init; } }
+public record OrderPlacedData(string CustomerId);
+public record ItemAddedData(string Item, decimal Price);
+public class OrderReducer : IReducer<OrderState> {
+    public OrderState Apply(OrderState? state, Event @event) {
+        state ??= new OrderState();
+        return @event.Type switch {
+            "OrderPlaced" => state with { CustomerId = @event.GetData<OrderPlacedData>().CustomerId },
+            "ItemAdded" => state with { Total = state.Total + @event.GetData<ItemAddedData>().Price },
+            _ => state };
+    }
+}
+"#;
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dotnet bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let repo = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))?;
+    let artifacts = repo.join("target/dotnet-host-bench");
+    std::fs::create_dir_all(&artifacts)?;
+    let artifacts = std::fs::canonicalize(&artifacts)?;
+    let status = Command::new("dotnet")
+        .args(["build", "-c", "Release", "--nologo", "-v", "quiet", "--artifacts-path"])
+        .arg(&artifacts)
+        .arg(repo.join("dotnet-host/Hapnd.slnx"))
+        .status()?;
+    anyhow::ensure!(status.success(), "dotnet-host builds");
+    let host = DotnetHost::from_build_artifacts(&artifacts)?;
+    let mut config = SandboxConfig::new(HAPND);
+    config.cgroup_parent = "hapnd-bench".into();
+    let sandbox = Arc::new(Sandbox::new(config)?);
+    let signer = Arc::new(ArtifactSigner::from_secret_bytes(&[0x42; 32])?);
+    let files = BTreeMap::from([("OrderReducer.cs".to_owned(), REDUCER.to_owned())]);
+
+    // Cold: a new compiler process each time (jail, runtime start, Roslyn's first compile), then its first answer.
+    let mut cold = Vec::new();
+    for _ in 0..COLD_COMPILES {
+        let compiler = Compiler::new(sandbox.clone(), &host, signer.clone(), 0);
+        let started = Instant::now();
+        compiler
+            .compile(&files)
+            .await?
+            .map_err(|r| anyhow::anyhow!("{:?}", r.diagnostics))?;
+        cold.push(started.elapsed());
+    }
+    // Warm: the same compiler process again and again.
+    let compiler = Compiler::new(sandbox.clone(), &host, signer.clone(), 1);
+    compiler.prewarm().await;
+    let mut warm = histogram();
+    let mut artifact = None;
+    for _ in 0..WARM_COMPILES {
+        let started = Instant::now();
+        let compiled = compiler
+            .compile(&files)
+            .await?
+            .map_err(|r| anyhow::anyhow!("{:?}", r.diagnostics))?;
+        record(&mut warm, started.elapsed());
+        artifact = Some(compiled.artifact);
+    }
+    let artifact = artifact.expect("compiled");
+
+    // Apply: one event per round trip, as an append does, through a warm jailed worker.
+    let workers = ArtifactWorkers::new(sandbox.clone(), &host, signer.public_key(), PoolConfig::default());
+    workers.register(artifact.clone())?;
+    let key = WorkerKey {
+        scope: "bench".into(),
+        artifact: artifact.address.clone(),
+    };
+    workers.prewarm(&key).await;
+    let events = order_events(REPLAY_EVENTS);
+    let wire: Vec<WorkerEvent> = events.iter().map(Event::wire).collect();
+    let mut apply = histogram();
+    let mut state: Option<Box<RawValue>> = None;
+    for event in wire.iter().cycle().take(APPLIES + 500).enumerate() {
+        let started = Instant::now();
+        let next = workers.apply(&key, state.as_deref(), event.1).await?;
+        if event.0 >= 500 {
+            record(&mut apply, started.elapsed());
+        }
+        state = Some(next);
+    }
+
+    // Replay: the whole stream in batches, the state kept in the worker within a batch.
+    let mut best_batched = Duration::MAX;
+    let mut batched_state = String::new();
+    let mut inside = BTreeMap::<String, u64>::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let mut state: Option<Box<RawValue>> = None;
+        let mut round = BTreeMap::<String, u64>::new();
+        for chunk in wire.chunks(BATCH) {
+            let steps = chunk.iter().map(|event| BatchStep { key: "", event }).collect();
+            let states = BTreeMap::from([("", state.as_deref())]);
+            let mut out = workers.apply_batch(&key, states, steps).await?;
+            for (part, us) in out.timings_us {
+                *round.entry(part).or_default() += us;
+            }
+            state = out.states.remove("");
+        }
+        let took = started.elapsed();
+        if took < best_batched {
+            best_batched = took;
+            inside = round;
+        }
+        batched_state = state.map(|s| s.get().to_owned()).unwrap_or_default();
+    }
+    let batched_rate = REPLAY_EVENTS as f64 / best_batched.as_secs_f64();
+
+    // The ceiling: the same Apply in a plain loop in one jailed process.
+    let (ceiling_rate, ceiling_state) = ceiling(&sandbox, &host, &artifacts, &artifact.dll, &events).await?;
+    anyhow::ensure!(
+        serde_json::from_str::<serde_json::Value>(&ceiling_state)?
+            == serde_json::from_str::<serde_json::Value>(&batched_state)?,
+        "the ceiling and the worker disagree: {ceiling_state} vs {batched_state}"
+    );
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let cold_p50 = {
+        let mut sorted = cold.clone();
+        sorted.sort();
+        sorted[sorted.len() / 2]
+    };
+    println!(
+        "hapnd dotnet bench: the issue's OrderReducer, {COLD_COMPILES} cold and {WARM_COMPILES} warm compiles, {APPLIES} applies, replay of {REPLAY_EVENTS} events in batches of {BATCH}; all jailed"
+    );
+    println!("{:<34} {:>12} {:>12}  target", "", "p50", "p99");
+    println!(
+        "{:<34} {:>9.1} ms {:>9.1} ms  (max {:.1} ms)",
+        "cold compile (new compiler)",
+        ms(cold_p50),
+        ms(*cold.iter().max().expect("cold")),
+        ms(*cold.iter().max().expect("cold"))
+    );
+    let warm_p50 = warm.value_at_quantile(0.5) as f64 / 1000.0;
+    println!(
+        "{:<34} {:>9.1} ms {:>9.1} ms  ≤ 100 ms p50: {}",
+        "warm compile",
+        warm_p50,
+        warm.value_at_quantile(0.99) as f64 / 1000.0,
+        verdict(warm_p50 <= 100.0)
+    );
+    let apply_p50 = apply.value_at_quantile(0.5) as f64;
+    println!(
+        "{:<34} {:>9.1} µs {:>9.1} µs  ≤ 200 µs p50: {}",
+        "warm apply round trip",
+        apply_p50,
+        apply.value_at_quantile(0.99) as f64,
+        verdict(apply_p50 <= 200.0)
+    );
+    println!("{:<34} {:>12} {:>12}", "", "events/s", "of ceiling");
+    println!(
+        "{:<34} {:>12.0} {:>11.0}%  ≥ 30%: {}",
+        "replay through the worker",
+        batched_rate,
+        batched_rate / ceiling_rate * 100.0,
+        verdict(batched_rate / ceiling_rate >= 0.30)
+    );
+    println!(
+        "{:<34} {:>12.0} {:>11}%",
+        "ceiling: in-process loop (jailed)", ceiling_rate, 100
+    );
+    let per_event = |us: u64| us as f64 * 1000.0 / REPLAY_EVENTS as f64;
+    let in_worker: u64 = inside.values().sum();
+    println!(
+        "replay per event: {:.0} ns in all; in the worker {:.0} ns read, {:.0} ns Apply, {:.0} ns write; {:.0} ns outside (server, pipes)",
+        best_batched.as_secs_f64() * 1e9 / REPLAY_EVENTS as f64,
+        per_event(inside.get("read").copied().unwrap_or(0)),
+        per_event(inside.get("apply").copied().unwrap_or(0)),
+        per_event(inside.get("write").copied().unwrap_or(0)),
+        best_batched.as_secs_f64() * 1e9 / REPLAY_EVENTS as f64 - per_event(in_worker),
+    );
+    Ok(())
+}
+
+async fn ceiling(
+    sandbox: &Arc<Sandbox>,
+    host: &DotnetHost,
+    artifacts: &Path,
+    dll: &[u8],
+    events: &[Event],
+) -> anyhow::Result<(f64, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix("hapnd-bench-").tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let dll_path = dir.path().join("artifact.dll");
+    std::fs::write(&dll_path, dll)?;
+    let events_path = dir.path().join("events.json");
+    let wire: Vec<WorkerEvent> = events.iter().map(Event::wire).collect();
+    std::fs::write(&events_path, serde_json::to_vec(&wire)?)?;
+    for path in [&dll_path, &events_path] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    }
+    let bench_dir: PathBuf = artifacts.join("bin/Hapnd.Bench/release");
+    let mut spec = host.worker_spec(&[]);
+    spec.args = vec![
+        bench_dir.join("Hapnd.Bench.dll").to_string_lossy().into_owned(),
+        dll_path.to_string_lossy().into_owned(),
+        "OrderReducer".into(),
+        events_path.to_string_lossy().into_owned(),
+        "20".into(),
+    ];
+    spec.read_only.extend([bench_dir, dir.path().to_owned()]);
+    spec.limits.request_timeout = Duration::from_secs(120);
+    let output = sandbox.run(spec, Vec::new()).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.ended.outcome == Outcome::Exited(0),
+        "the ceiling run failed: {:?} {stdout} {}",
+        output.ended.outcome,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout.lines().next().unwrap_or_default();
+    let rate = line
+        .strip_prefix("events_per_second=")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("unexpected ceiling output: {line}"))?;
+    let state = line
+        .split_once(" state=")
+        .map(|(_, s)| s.to_owned())
+        .unwrap_or_default();
+    Ok((rate, state))
+}
+
+struct Event {
+    id: String,
+    aggregate_id: String,
+    event_type: &'static str,
+    version: u64,
+    data: Box<RawValue>,
+}
+
+impl Event {
+    fn wire(&self) -> WorkerEvent<'_> {
+        WorkerEvent {
+            event_id: &self.id,
+            aggregate_id: &self.aggregate_id,
+            aggregate_type: "order",
+            event_type: self.event_type,
+            version: self.version,
+            global_position: self.version,
+            timestamp: "2026-01-01T00:00:00Z",
+            data: &self.data,
+            metadata: None,
+            correlation_id: None,
+            causation_id: None,
+        }
+    }
+}
+
+/// One order: placed, then items added.
+fn order_events(count: usize) -> Vec<Event> {
+    (1..=count as u64)
+        .map(|version| {
+            let (event_type, data) = if version == 1 {
+                ("OrderPlaced", r#"{"customerId":"customer-42"}"#.to_owned())
+            } else {
+                ("ItemAdded", format!(r#"{{"item":"sku-{version}","price":1.25}}"#))
+            };
+            Event {
+                id: format!("00000000-0000-4000-8000-{version:012}"),
+                aggregate_id: "order_1".into(),
+                event_type,
+                version,
+                data: RawValue::from_string(data).expect("JSON"),
+            }
+        })
+        .collect()
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("bounds")
+}
+
+/// Records in microseconds.
+fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    let _ = histogram.record(elapsed.as_micros().max(1) as u64);
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
