@@ -25,14 +25,7 @@ internal sealed class CompileService(UploadCompiler compiler)
         ulong id = 0;
         try
         {
-            using var request = JsonDocument.Parse(frame);
-            var root = request.RootElement;
-            if (root.GetProperty("type").GetString() != "request")
-            {
-                throw new ProtocolException("expected a request");
-            }
-            id = root.GetProperty("id").GetUInt64();
-            var body = root.GetProperty("body");
+            using var request = Requests.Open(frame, out id, out var body);
             switch (body.GetProperty("cmd").GetString())
             {
                 case "compile":

@@ -32,14 +32,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         ulong id = 0;
         try
         {
-            using var request = JsonDocument.Parse(frame);
-            var root = request.RootElement;
-            if (root.GetProperty("type").GetString() != "request")
-            {
-                throw new ProtocolException("expected a request");
-            }
-            id = root.GetProperty("id").GetUInt64();
-            var body = root.GetProperty("body");
+            using var request = Requests.Open(frame, out id, out var body);
             var command = body.GetProperty("cmd").GetString();
             switch (command)
             {
