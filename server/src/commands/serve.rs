@@ -86,6 +86,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         draining: AtomicBool::new(false),
     });
 
+    // Listen for SIGTERM before anyone can know the server is up: a signal that came before the handler would take
+    // the default action and kill the process without a drain (seen as a flaky exit status in the tests).
+    let terminate = signal(SignalKind::terminate());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen on {}", config.listen))?;
@@ -103,7 +106,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let draining = state.clone();
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            shutdown_signal(terminate).await;
             draining.draining.store(true, Ordering::Release);
             tracing::info!("shutting down: finishing in-flight requests");
         })
@@ -115,8 +118,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut terminate = match signal(SignalKind::terminate()) {
+async fn shutdown_signal(terminate: std::io::Result<tokio::signal::unix::Signal>) {
+    let mut terminate = match terminate {
         Ok(signal) => signal,
         Err(error) => {
             tracing::error!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
