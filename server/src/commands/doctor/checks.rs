@@ -1,10 +1,13 @@
 //! What `hapnd doctor` concludes from what it found: one [`Check`] per item, each ok, warn or fail with a one-line
 //! fix. Pure: the findings come from a [`Host`], so a missing feature can be tested without a host that lacks it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::host::{DataDirInfo, Host, Namespace};
+use hapnd_policy::signing::ArtifactSigner;
+use hapnd_server::runtime::DotnetHostError;
+
+use super::host::{DataDirInfo, DotnetProgram, Host, Namespace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,7 +74,18 @@ pub const NEEDED_CAPABILITIES: [(&str, &str); 6] = [
 /// Free space below which the data dir is a warning.
 const LOW_SPACE_BYTES: u64 = 1 << 30;
 
-pub fn run_checks(host: &dyn Host, data_dir: &Path, signing_key: &Path) -> Vec<Check> {
+/// Where the doctor looks.
+#[derive(Debug, Clone)]
+pub struct Places {
+    pub data_dir: PathBuf,
+    pub signing_key: PathBuf,
+    /// The `--artifacts-path` of a `dotnet-host` build.
+    pub dotnet_host: PathBuf,
+    /// Whether the operator named `dotnet_host` (else it is the default next to the binary).
+    pub dotnet_host_given: bool,
+}
+
+pub fn run_checks(host: &dyn Host, places: &Places) -> Vec<Check> {
     let mut checks = vec![privileges(host)];
     checks.push(cgroups(host));
     checks.extend(namespaces(host));
@@ -80,10 +94,113 @@ pub fn run_checks(host: &dyn Host, data_dir: &Path, signing_key: &Path) -> Vec<C
     checks.push(seccomp(host));
     checks.push(dotnet(host));
     checks.push(jailed_worker(host));
-    checks.push(data_dir_check(host.data_dir(data_dir), data_dir));
+    checks.extend(dotnet_programs(host, places));
+    checks.push(data_dir_check(host.data_dir(&places.data_dir), &places.data_dir));
     checks.push(Check::ok("sqlite", format!("SQLite {}", host.sqlite_version())));
-    checks.push(signing_key_check(host.signing_key_mode(signing_key), signing_key));
+    checks.push(signing_key_check(
+        host.signing_key_mode(&places.signing_key),
+        &places.signing_key,
+    ));
     checks
+}
+
+/// The secret of the worker check's key when the data dir has none yet: any valid key will do, since the worker only
+/// needs a P-256 point to start (it is asked to load nothing).
+const STAND_IN_SECRET: [u8; 32] = [1; 32];
+
+/// Three checks: the built compiler and worker are there, and each starts in the jail and says hello.
+fn dotnet_programs(host: &dyn Host, places: &Places) -> Vec<Check> {
+    let dir = &places.dotnet_host;
+    let shown = dir.display();
+    let build = |dir: &str| {
+        format!("dotnet build dotnet-host/Hapnd.slnx -c Release --artifacts-path {dir}, then pass --dotnet-host {dir}")
+    };
+    let present = match host.dotnet_programs(dir) {
+        Ok(()) => Check::ok(
+            "dotnet programs",
+            format!("Hapnd.Compiler.dll and Hapnd.Worker.dll built in {shown}"),
+        ),
+        Err(DotnetHostError::NoProgram { .. }) if !places.dotnet_host_given => Check::fail(
+            "dotnet programs",
+            format!("not found: no --dotnet-host given and no build in {shown} (next to hapnd)"),
+            build("DIR"),
+        ),
+        Err(DotnetHostError::NoProgram { program, dir: in_dir }) => Check::fail(
+            "dotnet programs",
+            format!("{program} not found in {}", in_dir.display()),
+            build(&shown.to_string()),
+        ),
+        Err(DotnetHostError::NoRuntime(root)) => Check::fail(
+            "dotnet programs",
+            format!("the .NET runtime was not found at {} to run them", root.display()),
+            "install the .NET 10 runtime, or set DOTNET_ROOT to where it is",
+        ),
+        Err(DotnetHostError::NotReachable(folder)) => Check::fail(
+            "dotnet programs",
+            format!("the jail user cannot reach {}", folder.display()),
+            format!("chmod o+x {}", folder.display()),
+        ),
+    };
+    if present.status == Status::Fail {
+        let skipped = |name| {
+            Check::fail(
+                name,
+                "not started: the dotnet programs are missing",
+                "fix the dotnet programs check above",
+            )
+        };
+        return vec![present, skipped("C# compiler"), skipped("C# worker")];
+    }
+
+    let compiler = match host.start_dotnet_program(dir, &DotnetProgram::Compiler) {
+        Ok(took) => Check::ok(
+            "C# compiler",
+            format!("started in the jail, warmed Roslyn and said hello in {}", show(took)),
+        ),
+        Err(error) => Check::fail(
+            "C# compiler",
+            format!("the jailed compiler did not say hello: {}", one_line(&error)),
+            "rebuild dotnet-host from this version of hapnd; if the jailed worker check fails too, fix that first",
+        ),
+    };
+    let (public_key, key_used) = match host.signing_public_key(&places.signing_key) {
+        Some(key) => (key, "the data dir's signing key"),
+        None => (
+            ArtifactSigner::from_secret_bytes(&STAND_IN_SECRET)
+                .expect("a fixed valid P-256 secret")
+                .public_key()
+                .to_bytes()
+                .to_vec(),
+            "a stand-in key (no signing key yet)",
+        ),
+    };
+    let worker = match host.start_dotnet_program(dir, &DotnetProgram::Worker { public_key }) {
+        Ok(took) => Check::ok(
+            "C# worker",
+            format!("started in the jail with {key_used} and said hello in {}", show(took)),
+        ),
+        Err(error) => Check::fail(
+            "C# worker",
+            format!("the jailed worker did not say hello: {}", one_line(&error)),
+            "rebuild dotnet-host from this version of hapnd; if the jailed worker check fails too, fix that first",
+        ),
+    };
+    vec![present, compiler, worker]
+}
+
+/// An error with the program's standard error in it, on one line and not too long for a terminal.
+fn one_line(error: &str) -> String {
+    const MAX_CHARS: usize = 600;
+    let joined = error
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    match joined.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}...", &joined[..cut]),
+        None => joined,
+    }
 }
 
 fn signing_key_check(mode: Result<Option<u32>, String>, path: &Path) -> Check {
@@ -305,7 +422,9 @@ fn show(duration: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::cell::RefCell;
+
+    use hapnd_policy::signing::ArtifactPublicKey;
 
     use super::*;
     use crate::commands::doctor::host::{CgroupsFound, DotnetVersions};
@@ -319,6 +438,12 @@ mod tests {
         capabilities: Vec<String>,
         /// The namespace kind that cannot be created, if any.
         failing_namespace: Option<Namespace>,
+        dotnet_programs: fn() -> Result<(), DotnetHostError>,
+        compiler: Result<Duration, String>,
+        worker: Result<Duration, String>,
+        public_key: Option<Vec<u8>>,
+        /// The C# programs started, in order.
+        started: RefCell<Vec<DotnetProgram>>,
     }
 
     impl Default for FakeHost {
@@ -333,8 +458,21 @@ mod tests {
                 key_mode: Some(0o600),
                 capabilities: NEEDED_CAPABILITIES.iter().map(|(cap, _)| (*cap).to_owned()).collect(),
                 failing_namespace: None,
+                dotnet_programs: || Ok(()),
+                compiler: Ok(Duration::from_millis(1840)),
+                worker: Ok(Duration::from_millis(95)),
+                public_key: Some(data_dir_key()),
+                started: RefCell::default(),
             }
         }
+    }
+
+    fn data_dir_key() -> Vec<u8> {
+        ArtifactSigner::from_secret_bytes(&[0x42; 32])
+            .expect("a valid test key")
+            .public_key()
+            .to_bytes()
+            .to_vec()
     }
 
     impl Host for FakeHost {
@@ -371,6 +509,19 @@ mod tests {
         fn jailed_worker(&self) -> Result<Duration, String> {
             Ok(Duration::from_millis(20))
         }
+        fn dotnet_programs(&self, _: &Path) -> Result<(), DotnetHostError> {
+            (self.dotnet_programs)()
+        }
+        fn start_dotnet_program(&self, _: &Path, program: &DotnetProgram) -> Result<Duration, String> {
+            self.started.borrow_mut().push(program.clone());
+            match program {
+                DotnetProgram::Compiler => self.compiler.clone(),
+                DotnetProgram::Worker { .. } => self.worker.clone(),
+            }
+        }
+        fn signing_public_key(&self, _: &Path) -> Option<Vec<u8>> {
+            self.public_key.clone()
+        }
         fn data_dir(&self, _: &Path) -> Result<DataDirInfo, String> {
             Ok(DataDirInfo {
                 free_bytes: 100 << 30,
@@ -385,6 +536,15 @@ mod tests {
         }
     }
 
+    fn places(dotnet_host_given: bool) -> Places {
+        Places {
+            data_dir: PathBuf::from("/data"),
+            signing_key: PathBuf::from("/data/keys/k"),
+            dotnet_host: PathBuf::from("/opt/hapnd/dotnet-host"),
+            dotnet_host_given,
+        }
+    }
+
     fn check<'a>(checks: &'a [Check], name: &str) -> &'a Check {
         checks
             .iter()
@@ -394,11 +554,7 @@ mod tests {
 
     #[test]
     fn a_complete_host_passes_every_check() {
-        let checks = run_checks(
-            &FakeHost::default(),
-            &PathBuf::from("/data"),
-            &PathBuf::from("/data/keys/k"),
-        );
+        let checks = run(&FakeHost::default());
         assert!(checks.iter().all(|c| c.status == Status::Ok), "{checks:#?}");
     }
 
@@ -408,7 +564,7 @@ mod tests {
             landlock_abi: 0,
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
+        let checks = run(&host);
         let landlock = check(&checks, "landlock");
         assert_eq!(landlock.status, Status::Fail);
         assert!(landlock.detail.contains("fails closed"), "{landlock:?}");
@@ -427,7 +583,7 @@ mod tests {
             }),
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
+        let checks = run(&host);
         let cgroups = check(&checks, "cgroups");
         assert_eq!(cgroups.status, Status::Fail);
         assert!(
@@ -442,7 +598,7 @@ mod tests {
             cgroups: Err("no usable cgroup controllers under /sys/fs/cgroup".into()),
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
+        let checks = run(&host);
         assert_eq!(check(&checks, "cgroups").status, Status::Fail);
     }
 
@@ -452,7 +608,7 @@ mod tests {
             key_mode: Some(0o644),
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
+        let checks = run(&host);
         let key = check(&checks, "signing key");
         assert_eq!(key.status, Status::Fail);
         assert_eq!(key.fix.as_deref(), Some("chmod 600 /data/keys/k"));
@@ -464,14 +620,14 @@ mod tests {
             euid: 1000,
             ..FakeHost::default()
         };
-        let checks = run_checks(&host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"));
+        let checks = run(&host);
         let privileges = check(&checks, "privileges");
         assert_eq!(privileges.status, Status::Fail);
         assert!(privileges.detail.contains("uid 1000"));
     }
 
     fn run(host: &FakeHost) -> Vec<Check> {
-        run_checks(host, &PathBuf::from("/data"), &PathBuf::from("/data/keys/k"))
+        run_checks(host, &places(true))
     }
 
     #[test]
@@ -569,5 +725,133 @@ mod tests {
             ..FakeHost::default()
         };
         assert_eq!(check(&run(&host), "cgroups").status, Status::Ok);
+    }
+
+    #[test]
+    fn the_csharp_programs_start_in_the_jail_and_say_how_long_it_took() {
+        // See: issue 8.
+        let host = FakeHost::default();
+        let checks = run(&host);
+        let present = check(&checks, "dotnet programs");
+        assert_eq!(present.status, Status::Ok, "{present:?}");
+        assert!(present.detail.contains("/opt/hapnd/dotnet-host"), "{present:?}");
+        let compiler = check(&checks, "C# compiler");
+        assert_eq!(compiler.status, Status::Ok, "{compiler:?}");
+        assert!(compiler.detail.ends_with("said hello in 1840.0 ms"), "{compiler:?}");
+        let worker = check(&checks, "C# worker");
+        assert_eq!(worker.status, Status::Ok, "{worker:?}");
+        assert_eq!(
+            worker.detail,
+            "started in the jail with the data dir's signing key and said hello in 95.0 ms"
+        );
+        assert_eq!(
+            *host.started.borrow(),
+            [
+                DotnetProgram::Compiler,
+                DotnetProgram::Worker {
+                    public_key: data_dir_key()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_signing_key_the_worker_starts_with_a_valid_stand_in_key() {
+        let host = FakeHost {
+            public_key: None,
+            ..FakeHost::default()
+        };
+        let checks = run(&host);
+        let worker = check(&checks, "C# worker");
+        assert_eq!(worker.status, Status::Ok, "{worker:?}");
+        assert!(worker.detail.contains("a stand-in key"), "{worker:?}");
+        let started = host.started.borrow();
+        let Some(DotnetProgram::Worker { public_key }) = started.last() else {
+            panic!("the worker was started: {started:?}");
+        };
+        assert_ne!(*public_key, data_dir_key());
+        assert!(ArtifactPublicKey::from_bytes(public_key).is_ok(), "a P-256 point");
+    }
+
+    #[test]
+    fn no_build_next_to_hapnd_fails_with_the_build_command_and_starts_nothing() {
+        let host = FakeHost {
+            dotnet_programs: || {
+                Err(DotnetHostError::NoProgram {
+                    program: "Hapnd.Compiler.dll",
+                    dir: PathBuf::from("/opt/hapnd/dotnet-host"),
+                })
+            },
+            ..FakeHost::default()
+        };
+        let checks = run_checks(&host, &places(false));
+        let present = check(&checks, "dotnet programs");
+        assert_eq!(present.status, Status::Fail);
+        assert!(present.detail.starts_with("not found"), "{present:?}");
+        assert_eq!(
+            present.fix.as_deref(),
+            Some("dotnet build dotnet-host/Hapnd.slnx -c Release --artifacts-path DIR, then pass --dotnet-host DIR")
+        );
+        for name in ["C# compiler", "C# worker"] {
+            let skipped = check(&checks, name);
+            assert_eq!(skipped.status, Status::Fail, "{skipped:?}");
+            assert!(skipped.detail.starts_with("not started"), "{skipped:?}");
+        }
+        assert!(host.started.borrow().is_empty(), "nothing to start");
+    }
+
+    #[test]
+    fn a_named_folder_without_the_programs_fails_naming_the_folder() {
+        let host = FakeHost {
+            dotnet_programs: || {
+                Err(DotnetHostError::NoProgram {
+                    program: "Hapnd.Worker.dll",
+                    dir: PathBuf::from("/opt/hapnd/dotnet-host/bin/Hapnd.Worker/release"),
+                })
+            },
+            ..FakeHost::default()
+        };
+        let checks = run(&host);
+        let present = check(&checks, "dotnet programs");
+        assert_eq!(present.status, Status::Fail);
+        assert_eq!(
+            present.detail,
+            "Hapnd.Worker.dll not found in /opt/hapnd/dotnet-host/bin/Hapnd.Worker/release"
+        );
+        assert!(
+            present.fix.as_deref().is_some_and(|f| f
+                .ends_with("--artifacts-path /opt/hapnd/dotnet-host, then pass --dotnet-host /opt/hapnd/dotnet-host")),
+            "{present:?}"
+        );
+    }
+
+    #[test]
+    fn programs_the_jail_user_cannot_reach_fail_with_chmod() {
+        let host = FakeHost {
+            dotnet_programs: || Err(DotnetHostError::NotReachable(PathBuf::from("/root"))),
+            ..FakeHost::default()
+        };
+        let checks = run(&host);
+        let present = check(&checks, "dotnet programs");
+        assert_eq!(present.status, Status::Fail);
+        assert_eq!(present.fix.as_deref(), Some("chmod o+x /root"));
+    }
+
+    #[test]
+    fn a_compiler_that_does_not_say_hello_fails_on_one_line_and_the_worker_is_still_checked() {
+        let host = FakeHost {
+            compiler: Err("the worker died (Exited(134)): Unhandled exception.\n   at Main()\n".into()),
+            ..FakeHost::default()
+        };
+        let checks = run(&host);
+        let compiler = check(&checks, "C# compiler");
+        assert_eq!(compiler.status, Status::Fail);
+        assert_eq!(
+            compiler.detail,
+            "the jailed compiler did not say hello: the worker died (Exited(134)): Unhandled exception. | at Main()"
+        );
+        assert!(compiler.fix.is_some());
+        assert_eq!(check(&checks, "C# worker").status, Status::Ok);
+        assert_eq!(host.started.borrow().len(), 2);
     }
 }

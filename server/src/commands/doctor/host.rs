@@ -6,10 +6,15 @@ use std::ffi::CString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hapnd_executor::cgroup::CgroupLayout;
-use hapnd_executor::{Limits, SandboxSpec, Worker, WorkerConfig};
+use hapnd_executor::{Limits, Sandbox, SandboxSpec, Worker, WorkerConfig};
+use hapnd_server::runtime::{DotnetHost, DotnetHostError};
+
+/// How long a C# program may take to say hello: the compiler warms Roslyn (its first, slow compile) before it does.
+pub const DOTNET_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Namespace {
@@ -94,6 +99,16 @@ pub struct DotnetVersions {
     pub sdks: Vec<String>,
 }
 
+/// A program of `dotnet-host` the doctor starts in the jail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DotnetProgram {
+    Compiler,
+    /// A worker verifying artifacts with `public_key` (a SEC1 point).
+    Worker {
+        public_key: Vec<u8>,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataDirInfo {
     pub free_bytes: u64,
@@ -113,6 +128,13 @@ pub trait Host {
     fn dotnet(&self) -> Result<DotnetVersions, String>;
     /// Starts a trivial worker in the jail and times its first answer.
     fn jailed_worker(&self) -> Result<Duration, String>;
+    /// Whether the compiler and worker built into `artifacts` (`dotnet build --artifacts-path`) are there, with a
+    /// runtime, all where the jail user can reach them.
+    fn dotnet_programs(&self, artifacts: &Path) -> Result<(), DotnetHostError>;
+    /// Starts one of those programs in the jail and times it until its hello.
+    fn start_dotnet_program(&self, artifacts: &Path, program: &DotnetProgram) -> Result<Duration, String>;
+    /// The public key of the signing key at `path`, when there is one that loads.
+    fn signing_public_key(&self, path: &Path) -> Option<Vec<u8>>;
     fn data_dir(&self, dir: &Path) -> Result<DataDirInfo, String>;
     fn sqlite_version(&self) -> String;
     /// The signing key file's permission bits, `None` when it does not exist yet.
@@ -239,12 +261,7 @@ impl Host for RealHost {
     }
 
     fn jailed_worker(&self) -> Result<Duration, String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            let sandbox = super::super::sandbox::host_sandbox().map_err(|e| format!("{e:#}"))?;
+        in_sandbox(|sandbox| async move {
             let started = Instant::now();
             let mut worker = Worker::start(&sandbox, echo_worker_spec(&self.exe), WorkerConfig::default())
                 .await
@@ -260,6 +277,35 @@ impl Host for RealHost {
                 Err(error) => Err(format!("the worker reported {error:?}")),
             }
         })
+    }
+
+    fn dotnet_programs(&self, artifacts: &Path) -> Result<(), DotnetHostError> {
+        DotnetHost::from_build_artifacts(artifacts).map(drop)
+    }
+
+    fn start_dotnet_program(&self, artifacts: &Path, program: &DotnetProgram) -> Result<Duration, String> {
+        let host = DotnetHost::from_build_artifacts(artifacts).map_err(|e| e.to_string())?;
+        let spec = match program {
+            DotnetProgram::Compiler => host.compiler_spec(),
+            DotnetProgram::Worker { public_key } => host.worker_spec(public_key),
+        };
+        let config = WorkerConfig {
+            handshake_timeout: DOTNET_HANDSHAKE_TIMEOUT,
+            ..WorkerConfig::default()
+        };
+        in_sandbox(|sandbox| async move {
+            let started = Instant::now();
+            let worker = Worker::start(&sandbox, spec, config).await.map_err(|e| e.to_string())?;
+            let took = started.elapsed();
+            worker.shutdown().await;
+            Ok(took)
+        })
+    }
+
+    fn signing_public_key(&self, path: &Path) -> Option<Vec<u8>> {
+        hapnd_server::signing_key::load_or_create(path, false)
+            .ok()
+            .map(|signer| signer.public_key().to_bytes().to_vec())
     }
 
     fn data_dir(&self, dir: &Path) -> Result<DataDirInfo, String> {
@@ -308,6 +354,22 @@ pub fn echo_worker_spec(exe: &Path) -> SandboxSpec {
     }
     spec.argv0 = Some(hapnd_executor::worker::echo::ECHO_WORKER_NAME.to_owned());
     spec
+}
+
+/// Runs `job` on a one-thread runtime with this binary's sandbox.
+fn in_sandbox<F, Fut>(job: F) -> Result<Duration, String>
+where
+    F: FnOnce(Arc<Sandbox>) -> Fut,
+    Fut: Future<Output = Result<Duration, String>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let sandbox = super::super::sandbox::host_sandbox().map_err(|e| format!("{e:#}"))?;
+        job(sandbox).await
+    })
 }
 
 fn filesystem_name(magic: i64) -> String {

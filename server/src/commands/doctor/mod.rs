@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use hapnd_server::config::DEFAULT_DATA_DIR;
 
-use checks::{Status, run_checks};
+use checks::{Places, Status, run_checks};
 use host::RealHost;
 
 #[derive(clap::Args)]
@@ -20,6 +20,10 @@ pub struct DoctorArgs {
     /// The artifact signing key (default: in the data dir)
     #[arg(long, env = "HAPND_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    /// The built C# compiler and worker: the --artifacts-path of
+    /// `dotnet build dotnet-host/Hapnd.slnx -c Release` (default: the folder dotnet-host next to hapnd)
+    #[arg(long, env = "HAPND_DOTNET_HOST", value_name = "DIR")]
+    dotnet_host: Option<PathBuf>,
     /// Print JSON for automation
     #[arg(long)]
     json: bool,
@@ -37,7 +41,17 @@ pub fn run(args: &DoctorArgs) -> ExitCode {
         .signing_key
         .clone()
         .unwrap_or_else(|| hapnd_server::signing_key::default_path(&args.data_dir));
-    let checks = run_checks(&RealHost { exe }, &args.data_dir, &signing_key);
+    let (dotnet_host, dotnet_host_given) = match &args.dotnet_host {
+        Some(dir) => (dir.clone(), true),
+        None => (default_dotnet_host(&exe), false),
+    };
+    let places = Places {
+        data_dir: args.data_dir.clone(),
+        signing_key,
+        dotnet_host,
+        dotnet_host_given,
+    };
+    let checks = run_checks(&RealHost { exe }, &places);
     let failed = checks.iter().any(|c| c.status == Status::Fail);
     if args.json {
         let report = serde_json::json!({ "ok": !failed, "checks": checks });
@@ -64,4 +78,9 @@ pub fn run(args: &DoctorArgs) -> ExitCode {
         );
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// The folder `dotnet-host` next to the hapnd binary.
+fn default_dotnet_host(exe: &std::path::Path) -> PathBuf {
+    exe.parent().unwrap_or(std::path::Path::new("/")).join("dotnet-host")
 }
