@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod init;
+pub mod jail_user;
 pub mod sandbox;
 pub mod seccomp;
 pub mod spec;
@@ -13,6 +14,7 @@ pub mod worker;
 
 mod spawn;
 
+pub use jail_user::{DEFAULT_JAIL_GID, DEFAULT_JAIL_UID};
 pub use sandbox::{Ended, Jail, Outcome, RunOutput, Sandbox, SandboxConfig, SandboxError};
 pub use spawn::{SpawnError, StdioMode};
 pub use spec::{Limits, SandboxSpec, Scratch};

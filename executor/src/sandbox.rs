@@ -12,6 +12,7 @@ use tokio::net::unix::pipe;
 
 use crate::cgroup::{Cgroup, CgroupError, CgroupLayout};
 use crate::init::protocol::{BpfInstruction, ExecPlan, INIT_PROTOCOL_VERSION, InitSpec, Rlimit, RootPlan};
+use crate::jail_user::{self, DEFAULT_JAIL_GID, DEFAULT_JAIL_UID, JailUserError};
 use crate::seccomp::{self, SeccompError};
 use crate::spawn::{self, SpawnError, Spawned, StdioMode};
 use crate::spec::SandboxSpec;
@@ -27,7 +28,9 @@ pub struct SandboxConfig {
     pub init_program: PathBuf,
     /// The cgroup (under each hierarchy on v1) that holds the jails' cgroups.
     pub cgroup_parent: String,
-    /// The uid and gid jailed programs run as; never 0.
+    /// The uid and gid jailed programs run as: never 0, and held by no host account but `hapnd-jail` (see
+    /// [`crate::jail_user`]). The defaults are [`DEFAULT_JAIL_UID`] and [`DEFAULT_JAIL_GID`], the first ids of the
+    /// range hapnd reserves (61000–61183).
     pub uid: u32,
     pub gid: u32,
     /// How long a killed jail may take to end. Past it, waiting gives up with [`SandboxError::KillTimeout`] rather
@@ -40,8 +43,8 @@ impl SandboxConfig {
         SandboxConfig {
             init_program: init_program.into(),
             cgroup_parent: "hapnd".into(),
-            uid: 65534,
-            gid: 65534,
+            uid: DEFAULT_JAIL_UID,
+            gid: DEFAULT_JAIL_GID,
             kill_wait: DEFAULT_KILL_WAIT,
         }
     }
@@ -54,8 +57,8 @@ pub enum SandboxError {
          non-root operation with delegated cgroups is not supported yet)"
     )]
     NotRoot(u32),
-    #[error("the jail's uid and gid must not be 0")]
-    RootJailUser,
+    #[error(transparent)]
+    JailUser(#[from] JailUserError),
     #[error("invalid sandbox spec: {0}")]
     InvalidSpec(String),
     #[error("the jail's init program {0} does not exist or is not executable")]
@@ -121,9 +124,12 @@ impl Sandbox {
         if euid != 0 {
             return Err(SandboxError::NotRoot(euid));
         }
-        if config.uid == 0 || config.gid == 0 {
-            return Err(SandboxError::RootJailUser);
-        }
+        jail_user::check_host_accounts(
+            config.uid,
+            config.gid,
+            Path::new(jail_user::HOST_PASSWD),
+            Path::new(jail_user::HOST_GROUP),
+        )?;
         if !is_executable(&config.init_program) {
             return Err(SandboxError::MissingInit(config.init_program.clone()));
         }

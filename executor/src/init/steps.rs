@@ -61,6 +61,7 @@ mod tests {
     use super::*;
     use crate::init::protocol::{BpfInstruction, ExecPlan, Rlimit, RootPlan};
     use crate::init::sys::RecordingSys;
+    use crate::jail_user::{DEFAULT_JAIL_GID, DEFAULT_JAIL_UID};
 
     fn spec() -> InitSpec {
         InitSpec {
@@ -78,8 +79,8 @@ mod tests {
                 soft: 0,
                 hard: 0,
             }],
-            uid: 65534,
-            gid: 65534,
+            uid: DEFAULT_JAIL_UID,
+            gid: DEFAULT_JAIL_GID,
             seccomp: vec![vec![BpfInstruction {
                 code: 6,
                 jt: 0,
@@ -121,7 +122,7 @@ mod tests {
         );
         assert_eq!(sys.calls[0], "new_session keep=[0, 1, 2, 3]");
         assert_eq!(sys.calls[2], "unshare_namespaces flags=0x7e020000 hostname=hapnd-jail");
-        assert_eq!(sys.calls[5], "drop_privileges uid=65534 gid=65534");
+        assert_eq!(sys.calls[5], "drop_privileges uid=61000 gid=61000");
         assert_eq!(
             sys.calls[9],
             r#"exec /opt/worker/run args=["--serve"] env=[("LANG", "C")]"#

@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hapnd_executor::{Outcome, Sandbox, SandboxConfig, SandboxError, SpawnError, StdioMode};
+use hapnd_executor::jail_user::JailUserError;
+use hapnd_executor::{
+    DEFAULT_JAIL_GID, DEFAULT_JAIL_UID, Outcome, Sandbox, SandboxConfig, SandboxError, SpawnError, StdioMode,
+};
 
-use crate::support::{probe_spec, sandbox};
+use crate::support::{assert_no_jail_mount_on_the_host, jail_mounts, probe_spec, sandbox};
 
 #[tokio::test]
 async fn stdin_and_stdout_pass_through_and_the_exit_status_is_the_programs() {
@@ -35,11 +38,31 @@ async fn a_finished_jail_leaves_no_cgroup_process_or_mount() {
     for dir in &cgroups {
         assert!(!dir.exists(), "{} was removed", dir.display());
     }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert_no_jail_mount_on_the_host();
+}
+
+#[tokio::test]
+async fn a_jails_mounts_stay_in_its_own_namespace_while_it_runs_and_after() {
+    let jail = sandbox()
+        .start_async(probe_spec(&["sleep", "60"]), [StdioMode::Null; 3])
+        .await
+        .expect("the jail starts");
+    let pid = jail.pid().expect("a pid");
+    // The positive control: seen from the jail's own namespace, the check finds the jail's mounts (its scratch).
+    let inside = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("the jail's mountinfo");
     assert!(
-        !mounts.contains("newroot") && !mounts.contains("oldroot"),
-        "no jail mount is visible on the host"
+        !jail_mounts(&inside).is_empty(),
+        "the check recognises a jail mount: {inside}"
     );
+    let leaked = "612 27 0:99 / /tmp/newroot/opt/worker ro,nosuid,nodev - ext4 /dev/vda rw";
+    assert_eq!(
+        jail_mounts(leaked),
+        [leaked],
+        "and a mount where a jail builds its root"
+    );
+    assert_no_jail_mount_on_the_host();
+    drop(jail);
+    assert_no_jail_mount_on_the_host();
 }
 
 #[tokio::test]
@@ -58,6 +81,43 @@ async fn a_dropped_jail_is_killed_and_cleaned_up() {
     for dir in &cgroups {
         assert!(!dir.exists(), "{} was removed", dir.display());
     }
+    assert_no_jail_mount_on_the_host();
+}
+
+#[test]
+fn a_jail_user_that_is_root_or_belongs_to_a_host_account_is_refused() {
+    let config = |uid: u32, gid: u32| {
+        let mut config = SandboxConfig::new(env!("CARGO_BIN_EXE_hapnd-sandbox-init"));
+        config.cgroup_parent = "hapnd-test".into();
+        config.uid = uid;
+        config.gid = gid;
+        config
+    };
+    let error = Sandbox::new(config(0, DEFAULT_JAIL_GID)).expect_err("root is refused");
+    assert!(matches!(error, SandboxError::JailUser(JailUserError::Root)), "{error}");
+
+    // 65534 is `nobody` (and `nogroup` or `nobody`) on the host: shared with other services, so refused.
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+    assert!(
+        passwd.lines().any(|line| line.starts_with("nobody:x:65534:")),
+        "this host has nobody"
+    );
+    let error = Sandbox::new(config(65534, DEFAULT_JAIL_GID)).expect_err("nobody's uid is refused");
+    let shared = |error: &SandboxError| match error {
+        SandboxError::JailUser(JailUserError::Shared { kind, id, entry, .. }) => Some((*kind, *id, entry.clone())),
+        _ => None,
+    };
+    assert_eq!(shared(&error), Some(("uid", 65534, "nobody".to_owned())), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("give \"nobody\" another uid, or configure a jail uid"),
+        "{message}"
+    );
+    let error = Sandbox::new(config(DEFAULT_JAIL_UID, 65534)).expect_err("nobody's gid is refused");
+    assert!(matches!(shared(&error), Some(("gid", 65534, _))), "{error}");
+
+    // The defaults are held by no host account.
+    Sandbox::new(config(DEFAULT_JAIL_UID, DEFAULT_JAIL_GID)).expect("the dedicated ids are accepted");
 }
 
 #[tokio::test]

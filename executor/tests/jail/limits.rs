@@ -14,13 +14,17 @@ async fn an_infinite_loop_is_killed_at_the_deadline() {
     let output = run(spec).await;
     assert_eq!(output.ended.outcome, Outcome::Timeout);
     let late = output.ended.elapsed.saturating_sub(deadline);
-    eprintln!("killed {late:?} after the 5 s deadline");
+    eprintln!(
+        "killed {late:?} after the 5 s deadline (elapsed {:?})",
+        output.ended.elapsed
+    );
     assert!(
         output.ended.elapsed >= deadline,
         "not before the deadline: {:?}",
         output.ended.elapsed
     );
-    assert!(late < Duration::from_secs(2), "killed {late:?} after the deadline");
+    // Measured: about 20 ms after the deadline in the full suite; the rest of the margin is for a noisy 2-core VM.
+    assert!(late < Duration::from_secs(1), "killed {late:?} after the deadline");
 }
 
 #[tokio::test]

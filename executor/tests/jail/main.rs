@@ -9,7 +9,7 @@ mod limits;
 mod support;
 mod workers;
 
-use hapnd_executor::Outcome;
+use hapnd_executor::{DEFAULT_JAIL_GID, DEFAULT_JAIL_UID, Outcome};
 use support::{probe_spec, run, stdout};
 
 #[tokio::test]
@@ -23,9 +23,10 @@ async fn the_harmless_probe_does_its_allowed_work() {
 async fn the_program_runs_as_a_non_root_user_without_capabilities() {
     let output = run(probe_spec(&["identity"])).await;
     assert_eq!(output.ended.outcome, Outcome::Exited(0), "{}", stdout(&output));
+    let (uid, gid) = (DEFAULT_JAIL_UID, DEFAULT_JAIL_GID);
     assert_eq!(
         stdout(&output),
-        "identity: uid=65534/65534/65534 gid=65534/65534/65534 groups=0"
+        format!("identity: uid={uid}/{uid}/{uid} gid={gid}/{gid}/{gid} groups=0")
     );
 
     let output = run(probe_spec(&["caps"])).await;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use hapnd_executor::{Limits, RunOutput, Sandbox, SandboxConfig, SandboxSpec};
+use hapnd_executor::{DEFAULT_JAIL_GID, DEFAULT_JAIL_UID, Limits, RunOutput, Sandbox, SandboxConfig, SandboxSpec};
 
 /// A folder the jail user can enter, holding the built probe.
 pub struct ProbeDir {
@@ -81,4 +81,38 @@ pub async fn run(spec: SandboxSpec) -> RunOutput {
 
 pub fn stdout(output: &RunOutput) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Where a jail assembles its root, as the host would see it if a mount leaked: the jail mounts a tmpfs on `/tmp` of
+/// its own namespace, hangs the host's tree at `/tmp/oldroot` and builds the new root at `/tmp/newroot`, which after
+/// the first `pivot_root` are `/oldroot` and `/newroot` (`src/init/rootfs.rs`).
+const JAIL_ROOT_PREFIXES: [&str; 4] = ["/tmp/oldroot", "/tmp/newroot", "/oldroot", "/newroot"];
+
+/// The mounts of `mountinfo` (a `/proc/<pid>/mountinfo` text) that belong to a jail: anything under the prefixes
+/// where a jail builds its root, and any scratch tmpfs of the jail user (mounted `uid=<jail uid>,gid=<jail gid>`).
+pub fn jail_mounts(mountinfo: &str) -> Vec<String> {
+    let scratch_owner = format!("uid={DEFAULT_JAIL_UID},gid={DEFAULT_JAIL_GID}");
+    mountinfo
+        .lines()
+        .filter(|line| {
+            let mount_point = line.split(' ').nth(4).unwrap_or("");
+            let under_prefix = JAIL_ROOT_PREFIXES
+                .iter()
+                .any(|prefix| Path::new(mount_point).starts_with(prefix));
+            let (_, fs) = line.split_once(" - ").unwrap_or(("", ""));
+            let mut fs = fs.split(' ');
+            let scratch = fs.next() == Some("tmpfs") && fs.nth(1).is_some_and(|opts| opts.contains(&scratch_owner));
+            under_prefix || scratch
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// No jail mount is visible in this test's mount namespace, nor in the host's (that of pid 1).
+pub fn assert_no_jail_mount_on_the_host() {
+    for file in ["/proc/self/mountinfo", "/proc/1/mountinfo"] {
+        let mountinfo = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {file}: {e}"));
+        let leaked = jail_mounts(&mountinfo);
+        assert!(leaked.is_empty(), "jail mounts left in {file}: {leaked:#?}");
+    }
 }

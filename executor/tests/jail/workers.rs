@@ -6,7 +6,7 @@ use hapnd_executor::worker::pool::PoolStats;
 use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, Worker, WorkerConfig, WorkerError};
 use serde_json::value::RawValue;
 
-use crate::support::{sandbox, worker_spec};
+use crate::support::{assert_no_jail_mount_on_the_host, sandbox, worker_spec};
 
 /// A failed worker has been killed and reaped (no process, no zombie: its pid is gone) and its cgroup removed.
 fn assert_left_nothing(pid: i32, cgroups: &[std::path::PathBuf]) {
@@ -494,4 +494,5 @@ async fn evicted_and_shut_down_workers_leave_no_process_or_cgroup_behind() {
     let (pid, cgroups) = (worker.pid(), worker.cgroup_dirs());
     worker.shutdown().await;
     assert_left_nothing(pid, &cgroups);
+    assert_no_jail_mount_on_the_host();
 }

@@ -41,6 +41,9 @@
 /* ------------------------------------------------------------------------- */
 /* Constants glibc may not provide (x86_64 values; guarded).                 */
 /* ------------------------------------------------------------------------- */
+#ifndef SYS_membarrier
+#define SYS_membarrier 324
+#endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
@@ -790,15 +793,40 @@ static int act_tiocsti_high(int argc, char **argv)
 /* kill-all: kill(-1, SIGKILL) hits every process we may signal; the pid
  * namespace must confine that to the jail (the harness checks that a host
  * sentinel survives). kill(-1) spares the caller, but the probe may still die
- * if the jail tears down, hence the line is printed first. */
+ * if the jail tears down, hence the line is printed first. The probe is alone
+ * in its jail, so kill must find nobody to signal (ESRCH): exit 0; if it
+ * signalled anyone, exit 1 (and say so on stderr). */
 static int act_kill_all(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
     printf("kill-all: sent\n");
     fflush(stdout);
-    kill(-1, SIGKILL);
-    return 0;
+    if (kill(-1, SIGKILL) < 0 && errno == ESRCH)
+        return 0;
+    fprintf(stderr, "kill-all: kill(-1) signalled some process\n");
+    return 1;
+}
+
+/* membarrier: its global command interrupts every CPU of the host, a cheap
+ * way to slow down everyone else. The policy answers EPERM instead of
+ * killing, because the .NET runtime probes membarrier and falls back when it
+ * fails: a kill here (SIGSYS) would break the runtime, a success is a hole.
+ * Both the harmless query and the global barrier are tried. */
+static int act_membarrier(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    long q = syscall(SYS_membarrier, 0L /* MEMBARRIER_CMD_QUERY */, 0L, 0L);
+    int qe = q < 0 ? errno : 0;
+    long g = syscall(SYS_membarrier, 1L /* MEMBARRIER_CMD_GLOBAL */, 0L, 0L);
+    int ge = g < 0 ? errno : 0;
+    char a[32];
+    snprintf(a, sizeof a, "%s", qe ? errname(qe) : "ok");
+    const char *b = ge ? errname(ge) : "ok";
+    if (qe == 0 || ge == 0)
+        return escaped("query=%s global=%s", a, b);
+    return refused("query=%s global=%s", a, b);
 }
 
 /* exec-sh [SHELL]: the minimal root must not contain a shell (or any exec
@@ -1306,6 +1334,7 @@ static const struct {
     { "tiocsti", 0, "", act_tiocsti },
     { "tiocsti-high", 0, "", act_tiocsti_high },
     { "kill-all", 0, "", act_kill_all },
+    { "membarrier", 0, "", act_membarrier },
     { "exec-sh", 0, "[SHELL]", act_exec_sh },
     { "seccomp-change", 0, "", act_seccomp_change },
     { "write-cgroup", 0, "", act_write_cgroup },
