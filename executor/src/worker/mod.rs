@@ -8,3 +8,4 @@ pub mod protocol;
 
 pub use pool::{Pool, PoolConfig, PoolError};
 pub use process::{Answer, Worker, WorkerConfig, WorkerError};
+pub use protocol::ProtocolViolation;

@@ -10,7 +10,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::Mutex;
 
-use super::protocol::{self, DEFAULT_MAX_FRAME_BYTES, FrameError, Hello, PROTOCOL_VERSION, Response, UserError};
+use super::protocol::{
+    self, DEFAULT_MAX_FRAME_BYTES, FrameError, Hello, PROTOCOL_VERSION, ProtocolViolation, Response, UserError,
+};
 use crate::sandbox::{Jail, Outcome, Sandbox, SandboxError};
 use crate::spawn::StdioMode;
 use crate::spec::SandboxSpec;
@@ -46,7 +48,7 @@ pub enum WorkerError {
     #[error("the worker died ({outcome:?}): {stderr}")]
     Crashed { outcome: Outcome, stderr: String },
     #[error("the worker broke the protocol: {0}")]
-    Protocol(String),
+    Protocol(ProtocolViolation),
     #[error("the worker is broken by an earlier failure")]
     Broken,
     #[error("the worker refused its setup: {}: {}", .0.kind, .0.message)]
@@ -78,7 +80,7 @@ impl Worker {
     pub async fn start(sandbox: &Arc<Sandbox>, spec: SandboxSpec, config: WorkerConfig) -> Result<Self, WorkerError> {
         let request_timeout = spec.limits.request_timeout;
         let mut jail = sandbox.start_async(spec, [StdioMode::Piped; 3]).await?;
-        let missing = || WorkerError::Protocol("the worker's standard streams are not piped".into());
+        let missing = || WorkerError::Protocol(ProtocolViolation::NotPiped);
         let stdin = jail.take_stdin()?.ok_or_else(missing)?;
         let stdout = jail.take_stdout()?.ok_or_else(missing)?;
         let stderr_stream = jail.take_stderr()?.ok_or_else(missing)?;
@@ -104,9 +106,9 @@ impl Worker {
         .await;
         let hello = match hello {
             Err(_) => {
-                let timeout = worker.config.handshake_timeout;
+                let waited = worker.config.handshake_timeout;
                 return Err(worker
-                    .fail(WorkerError::Protocol(format!("no hello within {timeout:?}")))
+                    .fail(WorkerError::Protocol(ProtocolViolation::NoHello { waited }))
                     .await);
             }
             Ok(Err(error)) => return Err(worker.fail_from_frame(error).await),
@@ -115,11 +117,12 @@ impl Worker {
         match protocol::parse::<Hello>(&hello) {
             Ok(Hello { protocol }) if protocol == PROTOCOL_VERSION => Ok(worker),
             Ok(Hello { protocol }) => Err(worker
-                .fail(WorkerError::Protocol(format!(
-                    "the worker speaks protocol {protocol}, the supervisor {PROTOCOL_VERSION}"
-                )))
+                .fail(WorkerError::Protocol(ProtocolViolation::WrongVersion {
+                    worker: protocol,
+                    supervisor: PROTOCOL_VERSION,
+                }))
                 .await),
-            Err(error) => Err(worker.fail(WorkerError::Protocol(error.to_string())).await),
+            Err(error) => Err(worker.fail_from_frame(error).await),
         }
     }
 
@@ -161,7 +164,11 @@ impl Worker {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let request = protocol::request_frame(id, body).map_err(|e| WorkerError::Protocol(e.to_string()))?;
+        let request = protocol::request_frame(id, body).map_err(|error| match error {
+            FrameError::TooLarge { length, cap } => WorkerError::Protocol(ProtocolViolation::TooLarge { length, cap }),
+            FrameError::Garbage(detail) => WorkerError::Protocol(ProtocolViolation::Garbage(detail)),
+            other => WorkerError::Protocol(ProtocolViolation::Garbage(other.to_string())),
+        })?;
         self.in_flight = Some(id);
         let exchange = async {
             protocol::write_encoded(&mut self.stdin, &request).await?;
@@ -174,19 +181,22 @@ impl Worker {
         };
         let response: Response = match protocol::parse(&payload) {
             Ok(response) => response,
-            Err(error) => return Err(self.fail(WorkerError::Protocol(error.to_string())).await),
+            Err(error) => return Err(self.fail_from_frame(error).await),
         };
         if response.id != id {
-            let message = format!("answered request {} while {id} was asked", response.id);
-            return Err(self.fail(WorkerError::Protocol(message)).await);
+            let violation = ProtocolViolation::WrongId {
+                asked: id,
+                answered: response.id,
+            };
+            return Err(self.fail(WorkerError::Protocol(violation)).await);
         }
         self.in_flight = None;
         let answer = match (response.ok, response.error) {
             (Some(ok), None) => Ok(ok),
             (None, Some(error)) => Err(error),
             _ => {
-                let message = "a response needs exactly one of `ok` and `error`".to_owned();
-                return Err(self.fail(WorkerError::Protocol(message)).await);
+                let violation = ProtocolViolation::AmbiguousResponse;
+                return Err(self.fail(WorkerError::Protocol(violation)).await);
             }
         };
         self.served += 1;
@@ -222,17 +232,25 @@ impl Worker {
                 match ended {
                     Ok(ended) if ended.outcome == Outcome::OutOfMemory => WorkerError::OutOfMemory,
                     Ok(ended) if matches!(error, FrameError::Truncated) && ended.outcome == Outcome::Exited(0) => {
-                        WorkerError::Protocol("the worker exited inside a frame".into())
+                        WorkerError::Protocol(ProtocolViolation::Truncated)
                     }
                     Ok(ended) => WorkerError::Crashed {
                         outcome: ended.outcome,
                         stderr,
                     },
-                    Err(wait) => WorkerError::Protocol(format!("{error}; and the wait failed: {wait}")),
+                    Err(wait) => WorkerError::Protocol(ProtocolViolation::Unexplained {
+                        stream: error.to_string(),
+                        wait: wait.to_string(),
+                    }),
                 }
             }
-            FrameError::TooLarge { .. } | FrameError::Garbage(_) => {
-                self.fail(WorkerError::Protocol(error.to_string())).await
+            FrameError::TooLarge { length, cap } => {
+                self.fail(WorkerError::Protocol(ProtocolViolation::TooLarge { length, cap }))
+                    .await
+            }
+            FrameError::Garbage(detail) => {
+                self.fail(WorkerError::Protocol(ProtocolViolation::Garbage(detail)))
+                    .await
             }
         }
     }

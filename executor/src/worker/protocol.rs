@@ -5,7 +5,9 @@
 //! `hello` naming its protocol version; then the supervisor sends one `request` at a time and the worker answers it
 //! with one `response` carrying the same id and either `ok` (any JSON) or `error` (the user's code failed: a kind and
 //! a message). Anything else (a frame above the cap, a truncated frame, bytes that are not a message, a wrong id) is
-//! a protocol violation and the worker is discarded.
+//! a protocol violation ([`ProtocolViolation`]) and the worker is discarded.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -52,6 +54,39 @@ pub struct UserError {
     pub detail: Option<serde_json::Value>,
 }
 
+/// How a worker broke the protocol; the worker is discarded. The messages are the ones operators see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolViolation {
+    /// A frame's length prefix announced more than the supervisor accepts (or than a frame can hold).
+    #[error("a frame of {length} bytes is above the cap of {cap}")]
+    TooLarge { length: u32, cap: u32 },
+    /// The worker exited normally in the middle of a frame.
+    #[error("the worker exited inside a frame")]
+    Truncated,
+    /// A frame that is not the message expected at that point.
+    #[error("not a protocol message: {0}")]
+    Garbage(String),
+    /// A response to another request than the one asked.
+    #[error("answered request {answered} while {asked} was asked")]
+    WrongId { asked: u64, answered: u64 },
+    /// The worker's hello names another protocol version.
+    #[error("the worker speaks protocol {worker}, the supervisor {supervisor}")]
+    WrongVersion { worker: u32, supervisor: u32 },
+    /// The worker said nothing within the handshake timeout.
+    #[error("no hello within {waited:?}")]
+    NoHello { waited: Duration },
+    /// A response with both `ok` and `error`, or neither.
+    #[error("a response needs exactly one of `ok` and `error`")]
+    AmbiguousResponse,
+    /// The worker was started without its standard streams piped, so it cannot speak at all.
+    #[error("the worker's standard streams are not piped")]
+    NotPiped,
+    /// The worker's stream broke and the worker could not be reaped to tell how it ended.
+    #[error("{stream}; and the wait failed: {wait}")]
+    Unexplained { stream: String, wait: String },
+}
+
+/// Why reading or writing a frame failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("the stream ended")]
@@ -159,6 +194,32 @@ mod tests {
         assert!(matches!(read_frame(&mut b, 1024).await, Err(FrameError::Closed)));
 
         assert!(matches!(parse::<Hello>(b"nope!"), Err(FrameError::Garbage(_))));
+    }
+
+    #[test]
+    fn violations_read_as_lowercase_sentences_with_their_context() {
+        let shown = [
+            ProtocolViolation::TooLarge { length: 100, cap: 10 }.to_string(),
+            ProtocolViolation::WrongId { asked: 3, answered: 4 }.to_string(),
+            ProtocolViolation::WrongVersion {
+                worker: 2,
+                supervisor: PROTOCOL_VERSION,
+            }
+            .to_string(),
+            ProtocolViolation::NoHello {
+                waited: Duration::from_millis(500),
+            }
+            .to_string(),
+        ];
+        assert_eq!(
+            shown,
+            [
+                "a frame of 100 bytes is above the cap of 10",
+                "answered request 4 while 3 was asked",
+                "the worker speaks protocol 2, the supervisor 1",
+                "no hello within 500ms",
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use hapnd_executor::worker::pool::PoolStats;
-use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, Worker, WorkerConfig, WorkerError};
+use hapnd_executor::worker::protocol::{DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION};
+use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, ProtocolViolation, Worker, WorkerConfig, WorkerError};
 use serde_json::value::RawValue;
 
 use crate::support::{assert_no_jail_mount_on_the_host, sandbox, worker_spec};
@@ -86,7 +87,13 @@ async fn a_worker_greets_answers_and_is_reused_across_requests() {
 async fn a_wrong_protocol_version_or_a_silent_worker_is_refused_at_the_handshake() {
     let error = start(&["--hello-version", "2"]).await.expect_err("refused");
     assert!(
-        matches!(&error, WorkerError::Protocol(m) if m.contains("protocol 2")),
+        matches!(
+            &error,
+            WorkerError::Protocol(ProtocolViolation::WrongVersion {
+                worker: 2,
+                supervisor: PROTOCOL_VERSION
+            })
+        ),
         "{error}"
     );
 
@@ -97,8 +104,9 @@ async fn a_wrong_protocol_version_or_a_silent_worker_is_refused_at_the_handshake
     let error = Worker::start(&sandbox(), worker_spec(&["--no-hello"]), config)
         .await
         .expect_err("refused");
+    let waited = Duration::from_millis(500);
     assert!(
-        matches!(&error, WorkerError::Protocol(m) if m.contains("no hello")),
+        matches!(&error, WorkerError::Protocol(violation) if *violation == ProtocolViolation::NoHello { waited }),
         "{error}"
     );
 }
@@ -166,22 +174,40 @@ async fn a_worker_over_its_memory_limit_is_reported_out_of_memory() {
 }
 
 #[tokio::test]
-async fn garbage_oversized_and_truncated_frames_discard_the_worker() {
-    for (command, expected) in [
-        ("garbage", "not a protocol message"),
-        ("huge", "above the cap"),
-        ("truncated", "inside a frame"),
-    ] {
+async fn garbage_oversized_truncated_and_misaddressed_frames_discard_the_worker_with_a_typed_reason() {
+    type IsExpected = fn(&ProtocolViolation) -> bool;
+    let expected: [(&str, IsExpected); 5] = [
+        (
+            "garbage",
+            |v| matches!(v, ProtocolViolation::Garbage(detail) if detail.contains("nope!")),
+        ),
+        ("huge", |v| {
+            *v == ProtocolViolation::TooLarge {
+                length: 0x7fff_ffff,
+                cap: DEFAULT_MAX_FRAME_BYTES,
+            }
+        }),
+        ("truncated", |v| *v == ProtocolViolation::Truncated),
+        // The worker's requests are numbered from 1: this is the first.
+        ("wrong-id", |v| {
+            *v == ProtocolViolation::WrongId { asked: 1, answered: 2 }
+        }),
+        ("neither", |v| *v == ProtocolViolation::AmbiguousResponse),
+    ];
+    for (command, is_expected) in expected {
         let mut worker = start(&[]).await.expect("start");
+        let (pid, cgroups) = (worker.pid(), worker.cgroup_dirs());
         let error = worker
             .call(&body(&format!(r#"{{"cmd":"{command}"}}"#)))
             .await
             .expect_err("a protocol violation");
         assert!(
-            matches!(&error, WorkerError::Protocol(m) if m.contains(expected)),
-            "{command}: {error}"
+            matches!(&error, WorkerError::Protocol(violation) if is_expected(violation)),
+            "{command}: {error:?}"
         );
         assert!(!worker.is_healthy());
+        assert_left_nothing(pid, &cgroups);
+        assert!(matches!(worker.call(&body("{}")).await, Err(WorkerError::Broken)));
     }
 }
 

@@ -31,6 +31,8 @@
  *     alloc     -> malloc+memset 1 MiB chunks forever, never respond
  *     stderr    -> 100 KiB of 'e' to stderr, then echo
  *     pid       -> ok {"pid":<getpid()>,"count":<requests served incl. this>}
+ *     wrong-id  -> ok <body>, but under the id <id + 1>
+ *     neither   -> a response with neither "ok" nor "error"
  *
  * Only read(2)/write(2) on fds 0/1/2 are used for I/O (no stdio buffering).
  */
@@ -263,6 +265,12 @@ int main(int argc, char **argv)
             write_all(2, es, 100 * 1024);
             free(es);
             send_ok(id, body, blen);
+        } else if (has_cmd(body, "wrong-id")) {
+            send_ok(id + 1, body, blen);
+        } else if (has_cmd(body, "neither")) {
+            char out[64];
+            snprintf(out, sizeof out, "{\"type\":\"response\",\"id\":%llu}", id);
+            send_str(out);
         } else if (has_cmd(body, "pid")) {
             char out[128];
             snprintf(out, sizeof out,
