@@ -100,7 +100,16 @@ async fn run() -> anyhow::Result<()> {
     let artifact = artifact.expect("compiled");
 
     // Apply: one event per round trip, as an append does, through a warm jailed worker.
-    let workers = ArtifactWorkers::new(sandbox.clone(), &host, signer.public_key(), PoolConfig::default());
+    let workers = ArtifactWorkers::new(
+        sandbox.clone(),
+        &host,
+        signer.public_key(),
+        PoolConfig {
+            ready_per_key: 0,
+            max_per_key: 1,
+            ..PoolConfig::default()
+        },
+    );
     workers.register(artifact.clone())?;
     let key = WorkerKey {
         scope: "bench".into(),
@@ -145,6 +154,19 @@ async fn run() -> anyhow::Result<()> {
         batched_state = state.map(|s| s.get().to_owned()).unwrap_or_default();
     }
     let batched_rate = REPLAY_EVENTS as f64 / best_batched.as_secs_f64();
+
+    // The server's share of a batch: serializing the request (what the worker then parses).
+    let serialize_started = Instant::now();
+    let mut request_bytes = 0;
+    for chunk in wire.chunks(BATCH) {
+        let steps: Vec<BatchStep> = chunk.iter().map(|event| BatchStep { key: "", event }).collect();
+        let request = hapnd_server::runtime::protocol::ApplyBatchRequest {
+            states: BTreeMap::from([("", None)]),
+            events: steps,
+        };
+        request_bytes += serde_json::value::to_raw_value(&request)?.get().len();
+    }
+    let serialize_ns = serialize_started.elapsed().as_secs_f64() * 1e9 / REPLAY_EVENTS as f64;
 
     // The ceiling: the same Apply in a plain loop in one jailed process.
     let (ceiling_rate, ceiling_state) = ceiling(&sandbox, &host, &artifacts, &artifact.dll, &events).await?;
@@ -200,14 +222,25 @@ async fn run() -> anyhow::Result<()> {
         "ceiling: in-process loop (jailed)", ceiling_rate, 100
     );
     let per_event = |us: u64| us as f64 * 1000.0 / REPLAY_EVENTS as f64;
-    let in_worker: u64 = inside.values().sum();
+    let in_worker: u64 = ["read", "apply", "write"]
+        .iter()
+        .map(|part| inside.get(*part).copied().unwrap_or(0))
+        .sum();
+    eprintln!(
+        "debug: worker waited {:.0} ns/event for requests to begin, {:.0} ns/event for them to arrive; parse {:.0}",
+        per_event(inside.get("waitBefore").copied().unwrap_or(0)),
+        per_event(inside.get("transfer").copied().unwrap_or(0)),
+        per_event(inside.get("parse").copied().unwrap_or(0))
+    );
     println!(
-        "replay per event: {:.0} ns in all; in the worker {:.0} ns read, {:.0} ns Apply, {:.0} ns write; {:.0} ns outside (server, pipes)",
+        "replay per event: {:.0} ns in all; in the worker {:.0} ns read, {:.0} ns Apply, {:.0} ns write; {:.0} ns outside, of which {:.0} ns serializing {} bytes",
         best_batched.as_secs_f64() * 1e9 / REPLAY_EVENTS as f64,
         per_event(inside.get("read").copied().unwrap_or(0)),
         per_event(inside.get("apply").copied().unwrap_or(0)),
         per_event(inside.get("write").copied().unwrap_or(0)),
         best_batched.as_secs_f64() * 1e9 / REPLAY_EVENTS as f64 - per_event(in_worker),
+        serialize_ns,
+        request_bytes / REPLAY_EVENTS,
     );
     Ok(())
 }
@@ -279,7 +312,7 @@ impl Event {
             event_type: self.event_type,
             version: self.version,
             global_position: self.version,
-            timestamp: "2026-01-01T00:00:00Z",
+            timestamp: time::macros::datetime!(2026-01-01 00:00:00 UTC),
             data: &self.data,
             metadata: None,
             correlation_id: None,

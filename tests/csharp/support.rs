@@ -129,7 +129,7 @@ pub struct StoredEvent {
     pub event_type: String,
     pub version: u64,
     pub global_position: u64,
-    pub timestamp: String,
+    pub timestamp: time::OffsetDateTime,
     pub data: Box<RawValue>,
     pub metadata: Option<Box<RawValue>>,
     pub correlation_id: Option<String>,
@@ -144,7 +144,7 @@ impl StoredEvent {
             event_type: &self.event_type,
             version: self.version,
             global_position: self.global_position,
-            timestamp: &self.timestamp,
+            timestamp: self.timestamp,
             data: &self.data,
             metadata: self.metadata.as_deref(),
             correlation_id: self.correlation_id.as_deref(),
@@ -179,9 +179,7 @@ pub fn stored_events(json: &str) -> Vec<StoredEvent> {
                 event_type: event["eventType"].as_str().expect("eventType").to_owned(),
                 version: *version,
                 global_position: position,
-                timestamp: (start + time::Duration::seconds(position as i64))
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .expect("format a timestamp"),
+                timestamp: start + time::Duration::seconds(position as i64),
                 data: raw(&event["data"]),
                 metadata: event.get("metadata").map(raw),
                 correlation_id: event["correlationId"].as_str().map(str::to_owned),

@@ -47,10 +47,13 @@ public sealed class Frames
     /// <exception cref="ProtocolException">A truncated or oversized frame.</exception>
     public ReadOnlyMemory<byte>? ReadFrame()
     {
+        var waitStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         if (!ReadExactly(_header, allowEnd: true))
         {
             return null;
         }
+        var headerRead = System.Diagnostics.Stopwatch.GetTimestamp();
+        LastWait = System.Diagnostics.Stopwatch.GetElapsedTime(waitStarted, headerRead);
         var length = BinaryPrimitives.ReadUInt32LittleEndian(_header);
         if (length > MaxFrameBytes)
         {
@@ -61,8 +64,15 @@ public sealed class Frames
         {
             throw new ProtocolException("the stream ended inside a frame");
         }
+        LastTransfer = System.Diagnostics.Stopwatch.GetElapsedTime(headerRead);
         return payload.AsMemory(0, (int)length);
     }
+
+    /// <summary>How long the last read waited for a frame to begin (the supervisor's turn).</summary>
+    public TimeSpan LastWait { get; private set; }
+
+    /// <summary>How long the last frame took to arrive once it began (the pipe's share).</summary>
+    public TimeSpan LastTransfer { get; private set; }
 
     /// <summary>Starts a response frame for request <paramref name="id"/>; the caller writes the <c>ok</c> value.</summary>
     public Utf8JsonWriter StartOk(ulong id)

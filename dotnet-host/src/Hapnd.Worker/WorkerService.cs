@@ -12,9 +12,11 @@ namespace Hapnd.Worker;
 /// <c>{"artifact":"sha256 hex","kind","stateType"}</c>; the signature is checked first, and a refused one loads nothing.</item>
 /// <item><c>{"cmd":"apply","state":JSON|null,"event":{...}}</c> → <c>{"state":JSON}</c>.</item>
 /// <item><c>{"cmd":"resolveKey","event":{...}}</c> → <c>{"key":"..."|null}</c> (projections).</item>
-/// <item><c>{"cmd":"applyBatch","states":{"key":JSON|null},"events":[{"key"?,"event":{...}}]}</c> → <c>{"states":{"key":JSON}}</c>:
-/// the events in order, each folded into its key's state, states kept as objects between events and written once.</item>
-/// <item><c>{"cmd":"resolveKeys","events":[{...}]}</c> → <c>{"keys":["..."|null]}</c>.</item>
+/// <item><c>{"cmd":"applyBatch","states":{"key":JSON|null},"events":[ROW...]}</c> → <c>{"states":{"key":JSON},"timingsUs":{...}}</c>:
+/// the events in order, each folded into its key's state, states kept as objects between events and written once.
+/// A row is <c>[key, eventId, aggregateId, aggregateType, eventType, version, globalPosition, timestampMicros, data,
+/// metadata, correlationId, causationId]</c>.</item>
+/// <item><c>{"cmd":"resolveKeys","events":[ROW...]}</c> → <c>{"keys":["..."|null]}</c> (the rows' keys are ignored).</item>
 /// </list>
 /// Error kinds: <c>userException</c> (detail: exceptionType, eventIndex), <c>outOfMemory</c>, <c>badSignature</c>,
 /// <c>badArtifact</c>, <c>notLoaded</c>, <c>badRequest</c>.
@@ -26,6 +28,9 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
     /// <summary>When the current request's frame was taken up, for the batch's time breakdown.</summary>
     private static long _received;
 
+    /// <summary>When the current request's JSON document was parsed.</summary>
+    private static long _documentParsed;
+
     public void Handle(Frames frames, ReadOnlyMemory<byte> frame)
     {
         _received = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -33,6 +38,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         try
         {
             using var request = Requests.Open(frame, out id, out var body);
+            _documentParsed = System.Diagnostics.Stopwatch.GetTimestamp();
             var command = body.GetProperty("cmd").GetString();
             switch (command)
             {
@@ -137,7 +143,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
                 {
                     var projection = ProjectionOf(artifact);
                     var reader = new EventJson();
-                    var events = body.GetProperty("events").EnumerateArray().Select(reader.Read).ToList();
+                    var events = body.GetProperty("events").EnumerateArray().Select(row => reader.ReadRow(row).Event).ToList();
                     var keys = new string?[events.Count];
                     for (var i = 0; i < events.Count; i++)
                     {
@@ -174,12 +180,9 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
             : new Dictionary<string, string?>(StringComparer.Ordinal);
         var steps = new List<(string Key, Event Event)>();
         var reader = new EventJson();
-        foreach (var step in body.GetProperty("events").EnumerateArray())
+        foreach (var row in body.GetProperty("events").EnumerateArray())
         {
-            var key = step.TryGetProperty("key", out var keyJson) && keyJson.ValueKind == JsonValueKind.String
-                ? keyJson.GetString()!
-                : "";
-            steps.Add((key, reader.Read(step.GetProperty("event"))));
+            steps.Add(reader.ReadRow(row));
         }
 
         var parsed = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -221,8 +224,11 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         var done = System.Diagnostics.Stopwatch.GetTimestamp();
         writer.WriteStartObject("timingsUs");
         writer.WriteNumber("read", (long)System.Diagnostics.Stopwatch.GetElapsedTime(_received, parsed).TotalMicroseconds);
+        writer.WriteNumber("parse", (long)System.Diagnostics.Stopwatch.GetElapsedTime(_received, _documentParsed).TotalMicroseconds);
         writer.WriteNumber("apply", (long)System.Diagnostics.Stopwatch.GetElapsedTime(parsed, applied).TotalMicroseconds);
         writer.WriteNumber("write", (long)System.Diagnostics.Stopwatch.GetElapsedTime(applied, done).TotalMicroseconds);
+        writer.WriteNumber("waitBefore", (long)frames.LastWait.TotalMicroseconds);
+        writer.WriteNumber("transfer", (long)frames.LastTransfer.TotalMicroseconds);
         writer.WriteEndObject();
         writer.WriteEndObject();
         frames.EndOk(writer);

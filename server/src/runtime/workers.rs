@@ -187,7 +187,7 @@ fn from_worker(error: WorkerError) -> Failure {
         WorkerError::Crashed { outcome, stderr } => Failure::Crashed(crash_reason(&outcome, &stderr)),
         WorkerError::Setup(refused) => from_user_error(refused),
         WorkerError::Start(error) => Failure::Unavailable(format!("start a worker: {error}")),
-        WorkerError::Protocol(message) => Failure::Protocol(message),
+        WorkerError::Protocol(violation) => Failure::Protocol(violation.to_string()),
         WorkerError::Broken => Failure::Protocol("the worker is broken".into()),
     }
 }
