@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use hapnd_server::runtime::ArtifactKind;
-use hapnd_server::runtime::protocol::BatchStep;
+use hapnd_server::runtime::protocol::{BatchStep, EncodedRows};
 use serde_json::Value;
 
 use crate::support::{compile_ok, compiler, fixtures, key, repo, stored_events, workers};
@@ -62,8 +62,9 @@ async fn legitimate_programs_give_the_expected_state_through_the_jailed_worker()
             .zip(&keys)
             .filter_map(|(event, k)| k.as_deref().map(|k| BatchStep { key: k, event }))
             .collect();
+        let rows = EncodedRows::encode(&steps).expect("rows");
         let batched = workers
-            .apply_batch(&key, BTreeMap::new(), steps)
+            .apply_batch(&key, BTreeMap::new(), &rows)
             .await
             .expect("applyBatch")
             .states;

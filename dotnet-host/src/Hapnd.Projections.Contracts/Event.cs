@@ -35,8 +35,26 @@ public sealed class Event
     /// <summary>The writer's metadata object, if any.</summary>
     public JsonElement? Metadata { get; init; }
 
+    private JsonElement? _data;
+
     /// <summary>The event's data, as written.</summary>
-    public required JsonElement Data { get; init; }
+    /// <remarks>A host may give the data as <see cref="DataUtf8"/> instead; it is then parsed on first use.</remarks>
+    public JsonElement Data
+    {
+        get
+        {
+            if (_data is null)
+            {
+                var reader = new Utf8JsonReader(DataUtf8.Span);
+                _data = JsonElement.ParseValue(ref reader);
+            }
+            return _data.Value;
+        }
+        init => _data = value;
+    }
+
+    /// <summary>The event's data as UTF-8 JSON, when the host gave it that way (replays do: no document per event).</summary>
+    public ReadOnlyMemory<byte> DataUtf8 { get; init; }
 
     /// <summary>
     /// Reads <see cref="Data"/> as <typeparamref name="T"/> (camelCase JSON, property names matched case-insensitively).
@@ -44,6 +62,8 @@ public sealed class Event
     /// <exception cref="JsonException">The data does not fit <typeparamref name="T"/>.</exception>
     /// <exception cref="InvalidOperationException">The data is JSON <c>null</c>.</exception>
     public T GetData<T>() =>
-        Data.Deserialize<T>(ContractJson.Options)
+        (_data is { } data
+            ? data.Deserialize<T>(ContractJson.Options)
+            : JsonSerializer.Deserialize<T>(DataUtf8.Span, ContractJson.Options))
         ?? throw new InvalidOperationException($"the data of event {EventId} ({Type}) is null");
 }

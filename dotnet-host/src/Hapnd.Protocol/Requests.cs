@@ -6,31 +6,65 @@ namespace Hapnd.Protocol;
 public static class Requests
 {
     /// <summary>
-    /// Parses a request frame; <paramref name="id"/> is set as soon as it is read, so a bad body can still be
-    /// answered. The caller disposes the document, which <paramref name="body"/> lives in.
+    /// Checks a request frame's envelope and returns its body's bytes, without building a document of the whole
+    /// frame (a replay's body is most of it). <paramref name="id"/> is set as soon as it is read, so a bad body can
+    /// still be answered.
     /// </summary>
     /// <exception cref="ProtocolException">The frame is not a request.</exception>
-    /// <exception cref="JsonException">The frame is not JSON.</exception>
-    /// <exception cref="KeyNotFoundException">The envelope lacks a field.</exception>
-    public static JsonDocument Open(ReadOnlyMemory<byte> frame, out ulong id, out JsonElement body)
+    /// <exception cref="JsonException">The frame is not JSON, or the envelope lacks a field.</exception>
+    public static ReadOnlyMemory<byte> Body(ReadOnlyMemory<byte> frame, out ulong id)
     {
         id = 0;
-        var document = JsonDocument.Parse(frame);
-        try
+        var reader = new Utf8JsonReader(frame.Span);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
-            var root = document.RootElement;
-            if (root.GetProperty("type").GetString() != "request")
+            throw new ProtocolException("a request is a JSON object");
+        }
+        string? type = null;
+        ReadOnlyMemory<byte>? body = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("type"u8))
             {
-                throw new ProtocolException("expected a request");
+                reader.Read();
+                type = reader.GetString();
             }
-            id = root.GetProperty("id").GetUInt64();
-            body = root.GetProperty("body");
-            return document;
+            else if (reader.ValueTextEquals("id"u8))
+            {
+                reader.Read();
+                id = reader.GetUInt64();
+            }
+            else if (reader.ValueTextEquals("body"u8))
+            {
+                reader.Read();
+                body = Value(frame, ref reader);
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
         }
-        catch
+        if (type != "request")
         {
-            document.Dispose();
-            throw;
+            throw new ProtocolException("expected a request");
         }
+        return body ?? throw new JsonException("the request has no body");
+    }
+
+    /// <summary>Parses a request frame into a document of its body; the caller disposes it.</summary>
+    public static JsonDocument Open(ReadOnlyMemory<byte> frame, out ulong id, out JsonElement body)
+    {
+        var document = JsonDocument.Parse(Body(frame, out id));
+        body = document.RootElement;
+        return document;
+    }
+
+    /// <summary>The bytes of the value the reader is on (its first token read), leaving the reader after it.</summary>
+    public static ReadOnlyMemory<byte> Value(ReadOnlyMemory<byte> source, ref Utf8JsonReader reader)
+    {
+        var start = (int)reader.TokenStartIndex;
+        reader.Skip();
+        return source[start..(int)reader.BytesConsumed];
     }
 }

@@ -91,43 +91,6 @@ internal sealed class EventJson
         };
     }
 
-    /// <summary>
-    /// Reads a batch row, <c>[key, eventId, aggregateId, aggregateType, eventType, version, globalPosition,
-    /// timestampMicros, data, metadata, correlationId, causationId]</c> (the Rust side's <c>BatchStep</c>), in one forward pass.
-    /// </summary>
-    public (string Key, Event Event) ReadRow(JsonElement row)
-    {
-        var cells = row.EnumerateArray();
-        JsonElement Next(string name) => cells.MoveNext() ? cells.Current : throw Missing(name);
-        var key = Next("key");
-        var eventId = Next("eventId").GetGuid();
-        var aggregateId = Reuse(Next("aggregateId"), ref _lastAggregateId) ?? throw Missing("aggregateId");
-        var aggregateType = Reuse(Next("aggregateType"), ref _lastAggregateType) ?? throw Missing("aggregateType");
-        var type = Reuse(Next("eventType"), ref _lastType) ?? throw Missing("eventType");
-        var version = Next("version").GetInt64();
-        var globalPosition = Next("globalPosition").GetInt64();
-        var timestamp = DateTimeOffset.UnixEpoch.AddTicks(Next("timestampMicros").GetInt64() * TimeSpan.TicksPerMicrosecond);
-        var data = Next("data");
-        var metadata = Next("metadata");
-        var correlationId = Next("correlationId");
-        var causationId = Next("causationId");
-        var @event = new Event
-        {
-            EventId = eventId,
-            AggregateId = aggregateId,
-            AggregateType = aggregateType,
-            Type = type,
-            Version = version,
-            GlobalPosition = globalPosition,
-            Timestamp = timestamp,
-            Data = data,
-            Metadata = metadata.ValueKind == JsonValueKind.Null ? null : metadata,
-            CorrelationId = correlationId.ValueKind == JsonValueKind.Null ? null : correlationId.GetString(),
-            CausationId = causationId.ValueKind == JsonValueKind.Null ? null : causationId.GetString(),
-        };
-        return (key.ValueKind == JsonValueKind.String ? key.GetString()! : "", @event);
-    }
-
     private static string? Reuse(JsonElement value, ref string? last)
     {
         if (last is not null && value.ValueKind == JsonValueKind.String && value.ValueEquals(last))

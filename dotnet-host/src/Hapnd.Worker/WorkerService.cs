@@ -18,6 +18,8 @@ namespace Hapnd.Worker;
 /// metadata, correlationId, causationId]</c>.</item>
 /// <item><c>{"cmd":"resolveKeys","events":[ROW...]}</c> → <c>{"keys":["..."|null]}</c> (the rows' keys are ignored).</item>
 /// </list>
+/// <c>timingsUs</c> says where a batch's time went in the worker: <c>read</c> (the request), <c>apply</c> (user code),
+/// <c>write</c>, and before it <c>waitBefore</c> (waiting for the request) and <c>transfer</c> (receiving it).
 /// Error kinds: <c>userException</c> (detail: exceptionType, eventIndex), <c>outOfMemory</c>, <c>badSignature</c>,
 /// <c>badArtifact</c>, <c>notLoaded</c>, <c>badRequest</c>.
 /// </summary>
@@ -28,24 +30,32 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
     /// <summary>When the current request's frame was taken up, for the batch's time breakdown.</summary>
     private static long _received;
 
-    /// <summary>When the current request's JSON document was parsed.</summary>
-    private static long _documentParsed;
-
     public void Handle(Frames frames, ReadOnlyMemory<byte> frame)
     {
         _received = System.Diagnostics.Stopwatch.GetTimestamp();
         ulong id = 0;
         try
         {
-            using var request = Requests.Open(frame, out id, out var body);
-            _documentParsed = System.Diagnostics.Stopwatch.GetTimestamp();
-            var command = body.GetProperty("cmd").GetString();
+            var batch = BatchBody.Read(frame, out id);
+            if (batch.Command is { } batchCommand && BatchBody.Commands.Contains(batchCommand))
+            {
+                if (_artifact is null)
+                {
+                    frames.SendError(id, "notLoaded", "no artifact is loaded: send load first");
+                    return;
+                }
+                RunBatch(frames, id, batch, _artifact);
+                return;
+            }
+            using var request = JsonDocument.Parse(batch.Body);
+            var body = request.RootElement;
+            var command = batch.Command;
             switch (command)
             {
                 case "load":
                     Load(frames, id, body);
                     return;
-                case "apply" or "resolveKey" or "applyBatch" or "resolveKeys":
+                case "apply" or "resolveKey":
                     if (_artifact is null)
                     {
                         frames.SendError(id, "notLoaded", "no artifact is loaded: send load first");
@@ -139,32 +149,6 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
                     frames.EndOk(writer);
                     return;
                 }
-                case "resolveKeys":
-                {
-                    var projection = ProjectionOf(artifact);
-                    var reader = new EventJson();
-                    var events = body.GetProperty("events").EnumerateArray().Select(row => reader.ReadRow(row).Event).ToList();
-                    var keys = new string?[events.Count];
-                    for (var i = 0; i < events.Count; i++)
-                    {
-                        eventIndex = i;
-                        keys[i] = projection.ResolveKey(events[i]);
-                    }
-                    var writer = frames.StartOk(id);
-                    writer.WriteStartObject();
-                    writer.WriteStartArray("keys");
-                    foreach (var key in keys)
-                    {
-                        writer.WriteStringValue(key);
-                    }
-                    writer.WriteEndArray();
-                    writer.WriteEndObject();
-                    frames.EndOk(writer);
-                    return;
-                }
-                case "applyBatch":
-                    ApplyBatch(frames, id, body, artifact, ref eventIndex);
-                    return;
             }
         }
         catch (Exception error) when (eventIndex is not null && error is not ProtocolException)
@@ -173,18 +157,51 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         }
     }
 
-    private static void ApplyBatch(Frames frames, ulong id, JsonElement body, LoadedArtifact artifact, ref int? eventIndex)
+    private static void RunBatch(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact)
     {
-        var given = body.TryGetProperty("states", out var statesJson) && statesJson.ValueKind == JsonValueKind.Object
-            ? statesJson.EnumerateObject().ToDictionary(p => p.Name, p => StateText(p.Value), StringComparer.Ordinal)
-            : new Dictionary<string, string?>(StringComparer.Ordinal);
-        var steps = new List<(string Key, Event Event)>();
-        var reader = new EventJson();
-        foreach (var row in body.GetProperty("events").EnumerateArray())
+        int? eventIndex = null;
+        try
         {
-            steps.Add(reader.ReadRow(row));
+            if (batch.Command == "resolveKeys")
+            {
+                ResolveKeys(frames, id, batch, artifact, ref eventIndex);
+            }
+            else
+            {
+                ApplyBatch(frames, id, batch, artifact, ref eventIndex);
+            }
         }
+        catch (Exception error) when (eventIndex is not null && error is not ProtocolException)
+        {
+            SendUserError(frames, id, error, eventIndex);
+        }
+    }
 
+    private static void ResolveKeys(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, ref int? eventIndex)
+    {
+        var projection = ProjectionOf(artifact);
+        var keys = new string?[batch.Rows.Count];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            eventIndex = i;
+            keys[i] = projection.ResolveKey(batch.Rows[i].Event);
+        }
+        var writer = frames.StartOk(id);
+        writer.WriteStartObject();
+        writer.WriteStartArray("keys");
+        foreach (var key in keys)
+        {
+            writer.WriteStringValue(key);
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        frames.EndOk(writer);
+    }
+
+    private static void ApplyBatch(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, ref int? eventIndex)
+    {
+        var given = batch.States;
+        var steps = batch.Rows;
         var parsed = System.Diagnostics.Stopwatch.GetTimestamp();
         Func<string?, object?> deserialize = artifact.Reducer is { } r ? r.DeserializeState : artifact.Projection!.DeserializeState;
         Func<object?, Event, object?> apply = artifact.Reducer is { } r2 ? r2.ApplyBoxed : artifact.Projection!.ApplyBoxed;
@@ -224,7 +241,6 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         var done = System.Diagnostics.Stopwatch.GetTimestamp();
         writer.WriteStartObject("timingsUs");
         writer.WriteNumber("read", (long)System.Diagnostics.Stopwatch.GetElapsedTime(_received, parsed).TotalMicroseconds);
-        writer.WriteNumber("parse", (long)System.Diagnostics.Stopwatch.GetElapsedTime(_received, _documentParsed).TotalMicroseconds);
         writer.WriteNumber("apply", (long)System.Diagnostics.Stopwatch.GetElapsedTime(parsed, applied).TotalMicroseconds);
         writer.WriteNumber("write", (long)System.Diagnostics.Stopwatch.GetElapsedTime(applied, done).TotalMicroseconds);
         writer.WriteNumber("waitBefore", (long)frames.LastWait.TotalMicroseconds);

@@ -20,6 +20,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
@@ -156,7 +157,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Pool<K> {
     }
 
     /// Sends `body` to a worker of `key` and returns its answer. A failed worker is replaced in the background.
-    pub async fn call(&self, key: &K, body: &RawValue) -> Result<Answer, PoolError> {
+    pub async fn call(&self, key: &K, body: &(impl Serialize + ?Sized + Sync)) -> Result<Answer, PoolError> {
         let mut worker = self.acquire(key).await?;
         Ok(worker.call(body).await?)
     }
@@ -479,7 +480,7 @@ impl<K: Eq + Hash + Clone> State<K> {
 }
 
 impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> PooledWorker<K> {
-    pub async fn call(&mut self, body: &RawValue) -> Result<Answer, WorkerError> {
+    pub async fn call(&mut self, body: &(impl Serialize + ?Sized + Sync)) -> Result<Answer, WorkerError> {
         match self.worker.as_mut() {
             Some(worker) => worker.call(body).await,
             None => Err(WorkerError::Broken),

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
@@ -73,6 +74,8 @@ pub struct Worker {
     in_flight: Option<u64>,
     served: u64,
     pid: i32,
+    /// The last request's frame, kept for its allocation.
+    frame: Vec<u8>,
 }
 
 impl Worker {
@@ -96,6 +99,7 @@ impl Worker {
             request_timeout,
             next_id: 0,
             in_flight: None,
+            frame: Vec::new(),
             served: 0,
             pid,
         };
@@ -150,7 +154,7 @@ impl Worker {
     ///
     /// Dropping the future before it completes leaves the request in flight: the worker is then unhealthy, and a
     /// later call kills it and fails with [`WorkerError::Broken`] rather than take the stale answer for its own.
-    pub async fn call(&mut self, body: &RawValue) -> Result<Answer, WorkerError> {
+    pub async fn call(&mut self, body: &(impl Serialize + ?Sized)) -> Result<Answer, WorkerError> {
         if self.jail.is_none() {
             return Err(WorkerError::Broken);
         }
@@ -164,7 +168,8 @@ impl Worker {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let request = protocol::request_frame(id, body).map_err(|error| match error {
+        let mut request = std::mem::take(&mut self.frame);
+        protocol::encode_request(&mut request, id, body).map_err(|error| match error {
             FrameError::TooLarge { length, cap } => WorkerError::Protocol(ProtocolViolation::TooLarge { length, cap }),
             FrameError::Garbage(detail) => WorkerError::Protocol(ProtocolViolation::Garbage(detail)),
             other => WorkerError::Protocol(ProtocolViolation::Garbage(other.to_string())),
@@ -174,7 +179,9 @@ impl Worker {
             protocol::write_encoded(&mut self.stdin, &request).await?;
             protocol::read_frame(&mut self.stdout, self.config.max_frame_bytes).await
         };
-        let payload = match tokio::time::timeout(self.request_timeout, exchange).await {
+        let exchanged = tokio::time::timeout(self.request_timeout, exchange).await;
+        self.frame = request;
+        let payload = match exchanged {
             Err(_) => return Err(self.fail(WorkerError::Timeout(self.request_timeout)).await),
             Ok(Err(error)) => return Err(self.fail_from_frame(error).await),
             Ok(Ok(payload)) => payload,

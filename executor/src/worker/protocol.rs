@@ -25,12 +25,23 @@ pub struct Hello {
     pub protocol: u32,
 }
 
-/// Supervisor → worker. The field order is part of the wire format (simple workers may rely on it).
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename = "request")]
-pub struct Request<'a> {
+/// Supervisor → worker: `{"type":"request","id":N,"body":BODY}`. The field order is part of the wire format
+/// (simple workers may rely on it). The body is any JSON value: raw, or serialized straight into the frame.
+#[derive(Debug)]
+pub struct Request<'a, B: ?Sized = RawValue> {
     pub id: u64,
-    pub body: &'a RawValue,
+    pub body: &'a B,
+}
+
+impl<B: Serialize + ?Sized> Serialize for Request<'_, B> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut request = serializer.serialize_struct("Request", 3)?;
+        request.serialize_field("type", "request")?;
+        request.serialize_field("id", &self.id)?;
+        request.serialize_field("body", self.body)?;
+        request.end()
+    }
 }
 
 /// Worker → supervisor, one per request.
@@ -115,17 +126,24 @@ pub async fn write_frame(writer: &mut (impl AsyncWrite + Unpin), payload: &[u8])
 }
 
 /// A whole request frame, length prefix included, serialized in place: one buffer, one write.
-pub fn request_frame(id: u64, body: &RawValue) -> Result<Vec<u8>, FrameError> {
-    let mut frame = Vec::with_capacity(body.get().len() + 48);
+pub fn request_frame(id: u64, body: &(impl Serialize + ?Sized)) -> Result<Vec<u8>, FrameError> {
+    let mut frame = Vec::new();
+    encode_request(&mut frame, id, body)?;
+    Ok(frame)
+}
+
+/// Serializes a request frame into `frame` (cleared first; its allocation is reused from call to call).
+pub fn encode_request(frame: &mut Vec<u8>, id: u64, body: &(impl Serialize + ?Sized)) -> Result<(), FrameError> {
+    frame.clear();
     frame.extend_from_slice(&[0; 4]);
-    serde_json::to_writer(&mut frame, &Request { id, body })
+    serde_json::to_writer(&mut *frame, &Request { id, body })
         .map_err(|e| FrameError::Garbage(format!("serialize the request: {e}")))?;
     let length = u32::try_from(frame.len() - 4).map_err(|_| FrameError::TooLarge {
         length: u32::MAX,
         cap: u32::MAX,
     })?;
     frame[..4].copy_from_slice(&length.to_le_bytes());
-    Ok(frame)
+    Ok(())
 }
 
 /// Writes a frame made by [`request_frame`].

@@ -84,9 +84,11 @@ impl Compiler {
         files: &BTreeMap<String, String>,
     ) -> Result<Result<Compiled, CompileRejection>, CompileError> {
         let allowlist = hapnd_policy::csharp::ALLOWLIST;
-        let body = serde_json::value::to_raw_value(&CompileRequest { files, allowlist })
-            .map_err(|e| CompileError::Malformed(format!("serialize the request: {e}")))?;
-        let answer = self.pool.call(&(), &body).await?.map_err(CompileError::Refused)?;
+        let answer = self
+            .pool
+            .call(&(), &CompileRequest { files, allowlist })
+            .await?
+            .map_err(CompileError::Refused)?;
         let response: CompileResponse =
             serde_json::from_str(answer.get()).map_err(|e| CompileError::Malformed(e.to_string()))?;
         let expected = hapnd_policy::csharp::allowlist_hash();

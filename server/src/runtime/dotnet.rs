@@ -13,6 +13,9 @@ pub const COMPILER_MEMORY_BYTES: u64 = 768 * 1024 * 1024;
 /// One compile, gates included; Roslyn's first compile in a process is the slow one and happens before the hello.
 pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The workers' first GC generation (see `DOTNET_GCgen0size`).
+const GEN0_BYTES: u64 = 32 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DotnetHostError {
     #[error("the .NET runtime was not found at {0} (set DOTNET_ROOT or install the .NET 10 runtime)")]
@@ -109,6 +112,9 @@ impl DotnetHost {
             // Without /sys the runtime cannot see the cgroup's memory limit: a managed heap of 3/4 of it leaves room
             // for the runtime's own memory, so a greedy upload meets an OutOfMemoryException before the kernel's killer.
             ("DOTNET_GCHeapHardLimit".into(), format!("{:x}", memory_bytes / 4 * 3)),
+            // A larger first generation: a batch allocates its events and states in one go, and each gen0
+            // collection in the middle of it costs more than the memory (the jail's limit leaves room).
+            ("DOTNET_GCgen0size".into(), format!("{:x}", GEN0_BYTES)),
             // One GC heap and no server GC threads: the jail has one CPU.
             ("DOTNET_gcServer".into(), "0".into()),
             ("DOTNET_GCHeapCount".into(), "1".into()),

@@ -103,7 +103,39 @@ impl Serialize for ResolveKeysRequest<'_> {
 #[serde(tag = "cmd", rename = "applyBatch")]
 pub struct ApplyBatchRequest<'a> {
     pub states: BTreeMap<&'a str, Option<&'a RawValue>>,
-    pub events: Vec<BatchStep<'a>>,
+    pub events: &'a EncodedRows,
+}
+
+/// A batch's rows, serialized ahead of the request that sends them: a replay encodes the next batch while the
+/// worker runs the current one, since only the states (small) depend on the previous answer.
+#[derive(Debug)]
+pub struct EncodedRows {
+    rows: Box<RawValue>,
+    count: usize,
+}
+
+impl EncodedRows {
+    pub fn encode(steps: &[BatchStep<'_>]) -> Result<Self, serde_json::Error> {
+        Ok(EncodedRows {
+            rows: serde_json::value::to_raw_value(steps)?,
+            count: steps.len(),
+        })
+    }
+
+    /// How many events the rows hold.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl Serialize for EncodedRows {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.rows.serialize(serializer)
+    }
 }
 
 /// One event of a batch and the key of the state it applies to. On the wire it is a row, not an object, because a

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use super::artifact::Artifact;
 use super::dotnet::DotnetHost;
 use super::protocol::{
-    ApplyBatchRequest, ApplyRequest, BatchStep, KeyResponse, KeysResponse, LoadRequest, ResolveKeyRequest,
+    ApplyBatchRequest, ApplyRequest, EncodedRows, KeyResponse, KeysResponse, LoadRequest, ResolveKeyRequest,
     ResolveKeysRequest, StateResponse, StatesResponse, WorkerEvent,
 };
 
@@ -133,18 +133,22 @@ impl ArtifactWorkers {
         Ok(response.keys)
     }
 
-    /// Events folded in order into keyed states (`states` holds the ones that exist), in one round trip; the final
-    /// state of every key the events touched.
+    /// Events (rows encoded with [`EncodedRows::encode`]) folded in order into keyed states (`states` holds the
+    /// ones that exist), in one round trip; the final state of every key the events touched.
     pub async fn apply_batch(
         &self,
         key: &WorkerKey,
         states: BTreeMap<&str, Option<&RawValue>>,
-        steps: Vec<BatchStep<'_>>,
+        events: &EncodedRows,
     ) -> Result<StatesResponse, Failure> {
-        self.call(key, &ApplyBatchRequest { states, events: steps }).await
+        self.call(key, &ApplyBatchRequest { states, events }).await
     }
 
-    async fn call<T: DeserializeOwned>(&self, key: &WorkerKey, request: &impl Serialize) -> Result<T, Failure> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        key: &WorkerKey,
+        request: &(impl Serialize + Sync),
+    ) -> Result<T, Failure> {
         if !self
             .artifacts
             .read()
