@@ -296,6 +296,34 @@ fn a_read_only_folder_is_visible_but_not_writable() {
 }
 
 #[test]
+fn a_single_read_only_file_is_visible_and_nothing_beside_it() {
+    let folder = tempfile::Builder::new()
+        .prefix("hapnd-ops-ro-file-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let file = folder.path().join("config.txt");
+    let beside = folder.path().join("secret.txt");
+    for path in [&file, &beside] {
+        std::fs::write(path, "contents").expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let ro = file.to_str().expect("utf-8");
+    let read = sandbox_exec(&["--ro", ro], &["read-file", ro], b"");
+    assert!(
+        text(&read.stdout).contains("ESCAPED"),
+        "the file is readable: {}",
+        text(&read.stdout)
+    );
+    let other = sandbox_exec(&["--ro", ro], &["read-file", beside.to_str().expect("utf-8")], b"");
+    assert!(
+        text(&other.stdout).contains("refused"),
+        "its neighbour is not visible: {}",
+        text(&other.stdout)
+    );
+}
+
+#[test]
 fn the_program_runs_as_a_non_root_user() {
     // The jail's ids are the executor's to choose (`SandboxConfig::uid`); whatever they are, real, effective and
     // saved ids agree, none is root's, and no supplementary group is kept.

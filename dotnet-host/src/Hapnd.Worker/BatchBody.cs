@@ -14,13 +14,6 @@ internal sealed class BatchBody
 {
     public static readonly HashSet<string> Commands = ["applyBatch", "resolveKeys"];
 
-    // A batch's events mostly share their aggregate and types: the last string read of each is reused when the
-    // bytes match, instead of allocating the same string a thousand times.
-    private Recent _lastKey = new();
-    private Recent _lastAggregateId = new();
-    private Recent _lastAggregateType = new();
-    private Recent _lastType = new();
-
     private BatchBody()
     {
     }
@@ -31,6 +24,9 @@ internal sealed class BatchBody
     public Dictionary<string, string?> States { get; } = new(StringComparer.Ordinal);
 
     public List<(string Key, Event Event)> Rows { get; } = [];
+
+    /// <summary>The rows ended the frame: the reader that found them is done.</summary>
+    private bool EndedInRows { get; set; }
 
     /// <summary>The raw body, for commands other than the batch ones (parsed as a document then).</summary>
     public ReadOnlyMemory<byte> Body { get; private set; }
@@ -71,6 +67,10 @@ internal sealed class BatchBody
                 reader.Read();
                 batch.ReadBody(frame, ref reader);
                 sawBody = true;
+                if (batch.EndedInRows)
+                {
+                    break;
+                }
             }
             else
             {
@@ -106,8 +106,21 @@ internal sealed class BatchBody
             }
             else if (reader.ValueTextEquals("events"u8) && (Command is null || Commands.Contains(Command)))
             {
+                // The rows are read by their own scanner, from the array's '[' on; the protocol puts them last in
+                // the body and the body last in the request, so what follows is the two closing braces.
                 reader.Read();
-                ReadRows(frame, ref reader);
+                if (reader.TokenType != JsonTokenType.StartArray)
+                {
+                    throw new FormatException("a batch's events are an array of rows");
+                }
+                var end = RowScanner.ReadRows(frame.Span, (int)reader.TokenStartIndex, Rows);
+                if (!frame.Span[end..].Trim(" \t\r\n"u8).SequenceEqual("}}"u8))
+                {
+                    throw new FormatException("a batch's events must come last in the body, and the body last in the request");
+                }
+                Body = frame[start..(end + 1)];
+                EndedInRows = true;
+                return;
             }
             else
             {
@@ -128,88 +141,6 @@ internal sealed class BatchBody
         foreach (var state in document.RootElement.EnumerateObject())
         {
             States[state.Name] = state.Value.ValueKind == JsonValueKind.Null ? null : state.Value.GetRawText();
-        }
-    }
-
-    private void ReadRows(ReadOnlyMemory<byte> frame, ref Utf8JsonReader reader)
-    {
-        if (reader.TokenType != JsonTokenType.StartArray)
-        {
-            throw new FormatException("a batch's events are an array of rows");
-        }
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-        {
-            if (reader.TokenType != JsonTokenType.StartArray)
-            {
-                throw new FormatException("every event of a batch is a row (a JSON array)");
-            }
-            Expect(ref reader, null, "key");
-            var key = reader.TokenType == JsonTokenType.String ? _lastKey.Read(ref reader) : "";
-            Expect(ref reader, JsonTokenType.String, "eventId");
-            var eventId = reader.GetGuid();
-            Expect(ref reader, JsonTokenType.String, "aggregateId");
-            var aggregateId = _lastAggregateId.Read(ref reader);
-            Expect(ref reader, JsonTokenType.String, "aggregateType");
-            var aggregateType = _lastAggregateType.Read(ref reader);
-            Expect(ref reader, JsonTokenType.String, "eventType");
-            var type = _lastType.Read(ref reader);
-            Expect(ref reader, JsonTokenType.Number, "version");
-            var version = reader.GetInt64();
-            Expect(ref reader, JsonTokenType.Number, "globalPosition");
-            var globalPosition = reader.GetInt64();
-            Expect(ref reader, JsonTokenType.Number, "timestampMicros");
-            var timestamp = DateTimeOffset.UnixEpoch.AddTicks(reader.GetInt64() * TimeSpan.TicksPerMicrosecond);
-            Expect(ref reader, null, "data");
-            // A copy: the frame's buffer is reused by the next request, and user code may keep an event.
-            var data = Hapnd.Protocol.Requests.Value(frame, ref reader).ToArray();
-            Expect(ref reader, null, "metadata");
-            JsonElement? metadata = reader.TokenType == JsonTokenType.Null ? null : JsonElement.ParseValue(ref reader);
-            Expect(ref reader, null, "correlationId");
-            var correlationId = reader.TokenType == JsonTokenType.Null ? null : reader.GetString();
-            Expect(ref reader, null, "causationId");
-            var causationId = reader.TokenType == JsonTokenType.Null ? null : reader.GetString();
-            Expect(ref reader, JsonTokenType.EndArray, "the end of the row");
-            Rows.Add((key, new Event
-            {
-                EventId = eventId,
-                AggregateId = aggregateId,
-                AggregateType = aggregateType,
-                Type = type,
-                Version = version,
-                GlobalPosition = globalPosition,
-                Timestamp = timestamp,
-                DataUtf8 = data,
-                Metadata = metadata,
-                CorrelationId = correlationId,
-                CausationId = causationId,
-            }));
-        }
-    }
-
-    private static void Expect(ref Utf8JsonReader reader, JsonTokenType? type, string what)
-    {
-        if (!reader.Read() || type is { } expected && reader.TokenType != expected)
-        {
-            throw new FormatException($"a batch row is malformed at {what}");
-        }
-    }
-
-    /// <summary>The last string read for one column, reused while the next rows carry the same bytes.</summary>
-    private struct Recent
-    {
-        private byte[]? _bytes;
-        private string? _text;
-
-        public string Read(ref Utf8JsonReader reader)
-        {
-            if (!reader.ValueIsEscaped && !reader.HasValueSequence && _bytes is not null && _text is not null
-                && reader.ValueSpan.SequenceEqual(_bytes))
-            {
-                return _text;
-            }
-            _text = reader.GetString()!;
-            _bytes = reader.ValueIsEscaped ? null : reader.ValueSpan.ToArray();
-            return _text;
         }
     }
 }

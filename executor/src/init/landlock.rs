@@ -45,8 +45,14 @@ pub fn restrict(plan: &RootPlan) -> Result<(), String> {
         .map_err(|e| format!("create the landlock ruleset: {e}"))?;
     for (path, access) in &grants {
         let fd = PathFd::new(path).map_err(|e| format!("landlock rule for {path}: {e}"))?;
+        // A single file takes only the rights that apply to files (the kernel refuses directory rights on one).
+        let access = if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            *access
+        } else {
+            *access & AccessFs::from_file(abi)
+        };
         created = created
-            .add_rule(PathBeneath::new(fd, *access))
+            .add_rule(PathBeneath::new(fd, access))
             .map_err(|e| format!("landlock rule for {path}: {e}"))?;
     }
     let status: RestrictionStatus = created.restrict_self().map_err(|e| format!("enforce landlock: {e}"))?;

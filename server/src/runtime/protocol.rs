@@ -189,7 +189,8 @@ pub struct KeysResponse {
 #[serde(rename_all = "camelCase")]
 pub struct StatesResponse {
     pub states: BTreeMap<String, Box<RawValue>>,
-    /// Where the batch's time went in the worker, in microseconds: `read`, `apply` (user code), `write`.
+    /// Where the batch's time went in the worker, in microseconds: `read`, `apply` (user code), `write`, and before
+    /// the batch `waitBefore` (waiting for it) and `transfer` (receiving it).
     #[serde(default)]
     pub timings_us: BTreeMap<String, u64>,
 }
