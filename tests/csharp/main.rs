@@ -4,6 +4,8 @@
 //! (`tests/containment/`), and signatures checked on both sides of the pipe.
 
 mod containment;
+#[path = "../shared/dotnet_build.rs"]
+mod dotnet_build;
 mod hostile;
 mod legit;
 mod signatures;

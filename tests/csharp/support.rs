@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use hapnd_executor::{PoolConfig, Sandbox, SandboxConfig};
@@ -20,30 +19,8 @@ pub fn repo() -> PathBuf {
 
 /// `dotnet-host` built in Release into the target dir, once per test run.
 pub fn dotnet_host() -> DotnetHost {
-    static HOST: OnceLock<DotnetHost> = OnceLock::new();
-    HOST.get_or_init(|| {
-        let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dotnet-host");
-        let status = Command::new("dotnet")
-            .args([
-                "build",
-                "-c",
-                "Release",
-                "--nologo",
-                "-v",
-                "quiet",
-                "-warnaserror",
-                "--artifacts-path",
-            ])
-            .arg(&artifacts)
-            .arg(repo().join("dotnet-host/Hapnd.slnx"))
-            .env("DOTNET_CLI_TELEMETRY_OPTOUT", "1")
-            .env("DOTNET_NOLOGO", "1")
-            .status()
-            .expect("run dotnet build");
-        assert!(status.success(), "dotnet-host builds");
-        DotnetHost::from_build_artifacts(&artifacts).expect("the built programs are where the jail can reach them")
-    })
-    .clone()
+    DotnetHost::from_build_artifacts(crate::dotnet_build::dotnet_host_build())
+        .expect("the built programs are where the jail can reach them")
 }
 
 pub fn sandbox() -> Arc<Sandbox> {

@@ -2,6 +2,9 @@
 //! jail. The probe programs are the executor's (`executor/tests/probes/probe.c`) and this suite's own
 //! (`ops-probe.c`, what the executor's has no action for), built statically.
 
+#[path = "../shared/dotnet_build.rs"]
+mod dotnet_build;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -86,35 +89,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim().to_owned()
 }
 
-/// `dotnet-host` built in Release into the target dir, once per test run (as `tests/csharp/support.rs` does): the
-/// `--artifacts-path`, which is what `hapnd doctor --dotnet-host` takes.
-fn dotnet_host_build() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dotnet-host");
-        let solution = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dotnet-host/Hapnd.slnx");
-        let status = Command::new("dotnet")
-            .args([
-                "build",
-                "-c",
-                "Release",
-                "--nologo",
-                "-v",
-                "quiet",
-                "-warnaserror",
-                "--artifacts-path",
-            ])
-            .arg(&artifacts)
-            .arg(solution)
-            .env("DOTNET_CLI_TELEMETRY_OPTOUT", "1")
-            .env("DOTNET_NOLOGO", "1")
-            .status()
-            .expect("run dotnet build");
-        assert!(status.success(), "dotnet-host builds");
-        artifacts
-    })
-}
-
 /// `hapnd doctor --json --data-dir DATA [options]`: its exit status and report.
 fn doctor_json(data: &Path, options: &[&str]) -> (Option<i32>, serde_json::Value) {
     let output = Command::new(HAPND)
@@ -143,7 +117,7 @@ fn find<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
 #[test]
 fn doctor_reports_every_check_ok_on_this_host() {
     let data = tempfile::tempdir().expect("tempdir");
-    let build = dotnet_host_build().to_str().expect("utf-8");
+    let build = dotnet_build::dotnet_host_build().to_str().expect("utf-8");
     let (status, report) = doctor_json(data.path(), &["--dotnet-host", build]);
     let not_ok: Vec<&serde_json::Value> = checks(&report).iter().filter(|c| c["status"] != "ok").collect();
     assert!(not_ok.is_empty(), "{not_ok:#?}");

@@ -6,13 +6,19 @@ namespace Hapnd.Protocol;
 public static class Requests
 {
     /// <summary>
-    /// Checks a request frame's envelope and returns its body's bytes, without building a document of the whole
-    /// frame (a replay's body is most of it). <paramref name="id"/> is set as soon as it is read, so a bad body can
-    /// still be answered.
+    /// Reads the body where the reader stands (its first token read) and leaves the reader after it, or returns
+    /// true when it read the frame to its end itself.
+    /// </summary>
+    public delegate bool BodyReader(ReadOnlyMemory<byte> frame, ref Utf8JsonReader reader);
+
+    /// <summary>
+    /// Checks a request frame's envelope in one forward pass, handing the body to <paramref name="readBody"/> where
+    /// it stands, so nobody builds a document of the whole frame (a replay's body is most of it).
+    /// <paramref name="id"/> is set as soon as it is read, so a bad body can still be answered.
     /// </summary>
     /// <exception cref="ProtocolException">The frame is not a request.</exception>
     /// <exception cref="JsonException">The frame is not JSON, or the envelope lacks a field.</exception>
-    public static ReadOnlyMemory<byte> Body(ReadOnlyMemory<byte> frame, out ulong id)
+    public static void Read(ReadOnlyMemory<byte> frame, out ulong id, BodyReader readBody)
     {
         id = 0;
         var reader = new Utf8JsonReader(frame.Span);
@@ -21,7 +27,7 @@ public static class Requests
             throw new ProtocolException("a request is a JSON object");
         }
         string? type = null;
-        ReadOnlyMemory<byte>? body = null;
+        var sawBody = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("type"u8))
@@ -37,7 +43,11 @@ public static class Requests
             else if (reader.ValueTextEquals("body"u8))
             {
                 reader.Read();
-                body = Value(frame, ref reader);
+                sawBody = true;
+                if (readBody(frame, ref reader))
+                {
+                    break;
+                }
             }
             else
             {
@@ -49,7 +59,22 @@ public static class Requests
         {
             throw new ProtocolException("expected a request");
         }
-        return body ?? throw new JsonException("the request has no body");
+        if (!sawBody)
+        {
+            throw new JsonException("the request has no body");
+        }
+    }
+
+    /// <summary>The body's bytes of a request frame.</summary>
+    public static ReadOnlyMemory<byte> Body(ReadOnlyMemory<byte> frame, out ulong id)
+    {
+        ReadOnlyMemory<byte> body = default;
+        Read(frame, out id, (ReadOnlyMemory<byte> source, ref Utf8JsonReader reader) =>
+        {
+            body = Value(source, ref reader);
+            return false;
+        });
+        return body;
     }
 
     /// <summary>Parses a request frame into a document of its body; the caller disposes it.</summary>

@@ -25,9 +25,6 @@ internal sealed class BatchBody
 
     public List<(string Key, Event Event)> Rows { get; } = [];
 
-    /// <summary>The rows ended the frame: the reader that found them is done.</summary>
-    private bool EndedInRows { get; set; }
-
     /// <summary>The raw body, for commands other than the batch ones (parsed as a document then).</summary>
     public ReadOnlyMemory<byte> Body { get; private set; }
 
@@ -41,51 +38,12 @@ internal sealed class BatchBody
     /// <exception cref="FormatException">A row is malformed.</exception>
     public static BatchBody Read(ReadOnlyMemory<byte> frame, out ulong id)
     {
-        id = 0;
         var batch = new BatchBody();
-        var reader = new Utf8JsonReader(frame.Span);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-        {
-            throw new Hapnd.Protocol.ProtocolException("a request is a JSON object");
-        }
-        string? type = null;
-        var sawBody = false;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            if (reader.ValueTextEquals("type"u8))
-            {
-                reader.Read();
-                type = reader.GetString();
-            }
-            else if (reader.ValueTextEquals("id"u8))
-            {
-                reader.Read();
-                id = reader.GetUInt64();
-            }
-            else if (reader.ValueTextEquals("body"u8))
-            {
-                reader.Read();
-                batch.ReadBody(frame, ref reader);
-                sawBody = true;
-                if (batch.EndedInRows)
-                {
-                    break;
-                }
-            }
-            else
-            {
-                reader.Read();
-                reader.Skip();
-            }
-        }
-        if (type != "request")
-        {
-            throw new Hapnd.Protocol.ProtocolException("expected a request");
-        }
-        return sawBody ? batch : throw new JsonException("the request has no body");
+        Hapnd.Protocol.Requests.Read(frame, out id, batch.ReadBody);
+        return batch;
     }
 
-    private void ReadBody(ReadOnlyMemory<byte> frame, ref Utf8JsonReader reader)
+    private bool ReadBody(ReadOnlyMemory<byte> frame, ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
         {
@@ -119,8 +77,7 @@ internal sealed class BatchBody
                     throw new FormatException("a batch's events must come last in the body, and the body last in the request");
                 }
                 Body = frame[start..(end + 1)];
-                EndedInRows = true;
-                return;
+                return true;
             }
             else
             {
@@ -129,6 +86,7 @@ internal sealed class BatchBody
             }
         }
         Body = frame[start..(int)reader.BytesConsumed];
+        return false;
     }
 
     private void ReadStates(ReadOnlyMemory<byte> states)
