@@ -131,7 +131,7 @@ async fn run() -> anyhow::Result<()> {
     }
     starts.sort();
     drop(starter);
-    let events = order_events(REPLAY_EVENTS);
+    let events = Arc::new(order_events(REPLAY_EVENTS));
     let wire: Vec<WorkerEvent> = events.iter().map(Event::wire).collect();
     let mut apply = histogram();
     let mut state: Option<Box<RawValue>> = None;
@@ -144,29 +144,34 @@ async fn run() -> anyhow::Result<()> {
         state = Some(next);
     }
 
-    // Replay: the whole stream in batches, the state kept in the worker within a batch. While the worker runs one
-    // batch, the next one's rows are encoded (only the state, small, waits for the answer).
-    let encode = |chunk: &[WorkerEvent]| {
-        let steps: Vec<BatchStep> = chunk.iter().map(|event| BatchStep { key: "", event }).collect();
-        EncodedRows::encode(&steps)
+    // Replay: the whole stream in batches, the state kept in the worker within a batch. As a replay reading the
+    // store would, the next batch is read and its rows encoded on another thread while the worker runs the current
+    // one (only the state, small, waits for the answer).
+    let encode_on_the_side = |range: std::ops::Range<usize>| {
+        let events = events.clone();
+        tokio::task::spawn_blocking(move || {
+            let wire: Vec<WorkerEvent> = events[range].iter().map(Event::wire).collect();
+            let steps: Vec<BatchStep> = wire.iter().map(|event| BatchStep { key: "", event }).collect();
+            EncodedRows::encode(&steps)
+        })
     };
+    let batches: Vec<std::ops::Range<usize>> = (0..REPLAY_EVENTS)
+        .step_by(BATCH)
+        .map(|start| start..(start + BATCH).min(REPLAY_EVENTS))
+        .collect();
     let mut best_batched = Duration::MAX;
     let mut batched_state = String::new();
     let mut inside = BTreeMap::<String, u64>::new();
-    let chunks: Vec<&[WorkerEvent]> = wire.chunks(BATCH).collect();
     for _ in 0..10 {
         let started = Instant::now();
         let mut state: Option<Box<RawValue>> = None;
         let mut round = BTreeMap::<String, u64>::new();
-        let mut next = Some(encode(chunks[0])?);
-        for index in 0..chunks.len() {
-            let rows = next.take().expect("encoded ahead");
+        let mut next = Some(encode_on_the_side(batches[0].clone()));
+        for index in 0..batches.len() {
+            let rows = next.take().expect("encoded ahead").await??;
+            next = batches.get(index + 1).cloned().map(encode_on_the_side);
             let states = BTreeMap::from([("", state.as_deref())]);
-            let (answer, encoded) = tokio::join!(workers.apply_batch(&key, states, &rows), async {
-                chunks.get(index + 1).map(|chunk| encode(chunk))
-            });
-            let mut out = answer?;
-            next = encoded.transpose()?;
+            let mut out = workers.apply_batch(&key, states, &rows).await?;
             for (part, us) in out.timings_us {
                 *round.entry(part).or_default() += us;
             }

@@ -109,10 +109,10 @@ impl DotnetHost {
             ("DOTNET_CLI_TELEMETRY_OPTOUT".into(), "1".into()),
             // No diagnostics IPC socket in a jail nobody attaches to.
             ("DOTNET_EnableDiagnostics".into(), "0".into()),
-            // Without /sys the runtime cannot see the cgroup's memory limit: a managed heap of 5/8 of it leaves room
+            // Without /sys the runtime cannot see the cgroup's memory limit: a managed heap of 3/4 of it leaves room
             // for the runtime's own memory (code, stacks, the GC's bookkeeping), so a greedy upload meets an
             // OutOfMemoryException before the kernel's killer.
-            ("DOTNET_GCHeapHardLimit".into(), format!("{:x}", memory_bytes / 8 * 5)),
+            ("DOTNET_GCHeapHardLimit".into(), format!("{:x}", memory_bytes / 4 * 3)),
             // A larger first generation: a batch allocates its events and states in one go, and each gen0
             // collection in the middle of it costs more than the memory (the jail's limit leaves room).
             ("DOTNET_GCgen0size".into(), format!("{:x}", GEN0_BYTES)),
