@@ -25,20 +25,8 @@ const APPLIES: usize = 5_000;
 const REPLAY_EVENTS: usize = 100_000;
 const BATCH: usize = 4_000;
 
-const REDUCER: &str = r#"using Hapnd.Projections.Contracts;
-public record OrderState { public string? CustomerId { get; init; } public decimal Total { get; init; } }
-public record OrderPlacedData(string CustomerId);
-public record ItemAddedData(string Item, decimal Price);
-public class OrderReducer : IReducer<OrderState> {
-    public OrderState Apply(OrderState? state, Event @event) {
-        state ??= new OrderState();
-        return @event.Type switch {
-            "OrderPlaced" => state with { CustomerId = @event.GetData<OrderPlacedData>().CustomerId },
-            "ItemAdded" => state with { Total = state.Total + @event.GetData<ItemAddedData>().Price },
-            _ => state };
-    }
-}
-"#;
+/// The issue's example, the same file the legitimate-program tests run.
+const REDUCER: &str = include_str!("../../tests/legit/order_reducer.cs");
 
 fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread()

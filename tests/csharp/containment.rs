@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use hapnd_server::runtime::Failure;
 
-use crate::support::{compile_ok, compiler, fixtures, key, one_event, repo, workers};
+use crate::support::{compile_ok, compiler, fixtures, key, one_event, workers};
 
 #[tokio::test]
 async fn misbehaving_code_is_stopped_with_a_typed_failure_and_the_pool_keeps_serving() {
@@ -14,7 +14,7 @@ async fn misbehaving_code_is_stopped_with_a_typed_failure_and_the_pool_keeps_ser
     let programs = fixtures("containment");
     assert!(programs.len() >= 6, "{}", programs.len());
 
-    let healthy_text = std::fs::read_to_string(repo().join("tests/legit/order_reducer.cs")).expect("the example");
+    let healthy_text = crate::support::issue_example();
     let healthy = compile_ok(&compiler, "OrderReducer.cs", &healthy_text).await;
     workers.register(healthy.artifact.clone()).expect("register");
 

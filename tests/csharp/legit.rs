@@ -87,7 +87,7 @@ async fn legitimate_programs_give_the_expected_state_through_the_jailed_worker()
 #[tokio::test]
 async fn the_issue_example_compiles_and_reports_what_it_found() {
     let compiler = compiler().await;
-    let text = std::fs::read_to_string(repo().join("tests/legit/order_reducer.cs")).expect("the example");
+    let text = crate::support::issue_example();
     let compiled = compile_ok(&compiler, "OrderReducer.cs", &text).await;
     let artifact = &compiled.artifact;
     assert_eq!(artifact.kind, ArtifactKind::Reducer);

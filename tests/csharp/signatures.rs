@@ -10,12 +10,12 @@ use hapnd_server::runtime::Failure;
 use hapnd_server::runtime::protocol::LoadRequest;
 use serde_json::value::RawValue;
 
-use crate::support::{compile_ok, compiler, dotnet_host, repo, sandbox, signer, workers};
+use crate::support::{compile_ok, compiler, dotnet_host, sandbox, signer, workers};
 
 #[tokio::test]
 async fn a_tampered_or_foreign_artifact_is_refused_by_the_server_and_by_the_worker() {
     let compiler = compiler().await;
-    let text = std::fs::read_to_string(repo().join("tests/legit/order_reducer.cs")).expect("the example");
+    let text = crate::support::issue_example();
     let artifact = compile_ok(&compiler, "OrderReducer.cs", &text).await.artifact;
 
     // The server: a changed byte, or another key's signature, does not register.

@@ -78,6 +78,12 @@ pub fn fixtures(folder: &str) -> Vec<(String, String)> {
     found
 }
 
+/// The issue's example reducer (`tests/legit/order_reducer.cs`).
+pub fn issue_example() -> String {
+    let path = repo().join("tests/legit/order_reducer.cs");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
 pub fn upload(name: &str, text: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(name.to_owned(), text.to_owned())])
 }

@@ -6,9 +6,10 @@ namespace Hapnd.Worker;
 /// <summary>
 /// A worker request read straight from its frame with one <see cref="Utf8JsonReader"/> pass; for a batch command
 /// (<c>applyBatch</c>, <c>resolveKeys</c>) with its states and rows: a replay's batch is thousands of events, and a
-/// document of all of them (or a second pass over them) would cost more than running them. Each row is <c>[key, eventId, aggregateId, aggregateType, eventType, version,
-/// globalPosition, timestampMicros, data, metadata, correlationId, causationId]</c> (the Rust side's
-/// <c>BatchStep</c>); an event's data stays UTF-8 bytes (<see cref="Event.DataUtf8"/>) until the user reads it.
+/// document of all of them (or a second pass over them) would cost more than running them. Each row is <c>[key,
+/// eventId, aggregateId, aggregateType, eventType, version, globalPosition, timestampMicros, data, metadata,
+/// correlationId, causationId]</c> (the Rust side's <c>BatchStep</c>), read by <see cref="RowScanner"/>; an event's
+/// data stays UTF-8 bytes (<see cref="Event.DataUtf8"/>) until the user reads it.
 /// </summary>
 internal sealed class BatchBody
 {

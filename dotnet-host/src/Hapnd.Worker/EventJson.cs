@@ -6,21 +6,13 @@ namespace Hapnd.Worker;
 /// <summary>
 /// Reads an event as the supervisor sends it, the same camelCase shape the HTTP API returns:
 /// <c>{"eventId","aggregateId","aggregateType","eventType","version","globalPosition","timestamp","data",
-/// "metadata"?,"correlationId"?,"causationId"?}</c>. The event's data stays a view into the request's document.
+/// "metadata"?,"correlationId"?,"causationId"?}</c>, for single-event requests (batches travel as rows: see
+/// <see cref="BatchBody"/>). The event's data stays a view into the request's document.
 /// </summary>
-internal sealed class EventJson
+internal static class EventJson
 {
-    // A batch's events mostly share their aggregate and types: the last string read of each is reused when the
-    // bytes match, instead of allocating the same string a thousand times.
-    private string? _lastAggregateId;
-    private string? _lastAggregateType;
-    private string? _lastType;
-
-    /// <summary>Reads one event on its own.</summary>
-    public static Event ReadOne(JsonElement json) => new EventJson().Read(json);
-
     /// <summary>Read in one pass over the properties: looking each up by name would scan the object eleven times.</summary>
-    public Event Read(JsonElement json)
+    public static Event Read(JsonElement json)
     {
         Guid? eventId = null;
         string? aggregateId = null, aggregateType = null, type = null, correlationId = null, causationId = null;
@@ -36,15 +28,15 @@ internal sealed class EventJson
             }
             else if (property.NameEquals("aggregateId"u8))
             {
-                aggregateId = Reuse(value, ref _lastAggregateId);
+                aggregateId = value.GetString();
             }
             else if (property.NameEquals("aggregateType"u8))
             {
-                aggregateType = Reuse(value, ref _lastAggregateType);
+                aggregateType = value.GetString();
             }
             else if (property.NameEquals("eventType"u8))
             {
-                type = Reuse(value, ref _lastType);
+                type = value.GetString();
             }
             else if (property.NameEquals("version"u8))
             {
@@ -89,16 +81,6 @@ internal sealed class EventJson
             Metadata = metadata,
             Data = data ?? throw Missing("data"),
         };
-    }
-
-    private static string? Reuse(JsonElement value, ref string? last)
-    {
-        if (last is not null && value.ValueKind == JsonValueKind.String && value.ValueEquals(last))
-        {
-            return last;
-        }
-        last = value.GetString();
-        return last;
     }
 
     private static FormatException Missing(string name) => new($"the event has no {name}");

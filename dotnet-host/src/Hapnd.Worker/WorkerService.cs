@@ -27,45 +27,38 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
 {
     private LoadedArtifact? _artifact;
 
-    /// <summary>When the current request's frame was taken up, for the batch's time breakdown.</summary>
-    private static long _received;
-
     public void Handle(Frames frames, ReadOnlyMemory<byte> frame)
     {
-        _received = System.Diagnostics.Stopwatch.GetTimestamp();
+        // When the request was taken up, for a batch's time breakdown.
+        var received = System.Diagnostics.Stopwatch.GetTimestamp();
         ulong id = 0;
         try
         {
-            var batch = BatchBody.Read(frame, out id);
-            if (batch.Command is { } batchCommand && BatchBody.Commands.Contains(batchCommand))
+            var request = BatchBody.Read(frame, out id);
+            var command = request.Command;
+            if (command is not ("load" or "apply" or "resolveKey" or "applyBatch" or "resolveKeys"))
             {
-                if (_artifact is null)
-                {
-                    frames.SendError(id, "notLoaded", "no artifact is loaded: send load first");
-                    return;
-                }
-                RunBatch(frames, id, batch, _artifact);
+                frames.SendError(id, "badRequest", $"unknown command '{command}'");
                 return;
             }
-            using var request = JsonDocument.Parse(batch.Body);
-            var body = request.RootElement;
-            var command = batch.Command;
-            switch (command)
+            if (command != "load" && _artifact is null)
             {
-                case "load":
-                    Load(frames, id, body);
-                    return;
-                case "apply" or "resolveKey":
-                    if (_artifact is null)
-                    {
-                        frames.SendError(id, "notLoaded", "no artifact is loaded: send load first");
-                        return;
-                    }
-                    Run(frames, id, command, body, _artifact);
-                    return;
-                default:
-                    frames.SendError(id, "badRequest", $"unknown command '{command}'");
-                    return;
+                frames.SendError(id, "notLoaded", "no artifact is loaded: send load first");
+                return;
+            }
+            if (BatchBody.Commands.Contains(command))
+            {
+                RunBatch(frames, id, request, _artifact!, received);
+                return;
+            }
+            using var document = JsonDocument.Parse(request.Body);
+            if (command == "load")
+            {
+                Load(frames, id, document.RootElement);
+            }
+            else
+            {
+                Run(frames, id, command, document.RootElement, _artifact!);
             }
         }
         catch (Exception error) when (error is JsonException or KeyNotFoundException or InvalidOperationException
@@ -123,7 +116,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
                 case "apply":
                 {
                     var state = StateText(body.GetProperty("state"));
-                    var @event = EventJson.ReadOne(body.GetProperty("event"));
+                    var @event = EventJson.Read(body.GetProperty("event"));
                     eventIndex = 0;
                     var next = artifact.Reducer is { } reducer
                         ? reducer.ApplyJson(state, @event)
@@ -139,7 +132,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
                 case "resolveKey":
                 {
                     var projection = ProjectionOf(artifact);
-                    var @event = EventJson.ReadOne(body.GetProperty("event"));
+                    var @event = EventJson.Read(body.GetProperty("event"));
                     eventIndex = 0;
                     var key = projection.ResolveKey(@event);
                     var writer = frames.StartOk(id);
@@ -157,7 +150,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         }
     }
 
-    private static void RunBatch(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact)
+    private static void RunBatch(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, long received)
     {
         int? eventIndex = null;
         try
@@ -168,7 +161,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
             }
             else
             {
-                ApplyBatch(frames, id, batch, artifact, ref eventIndex);
+                ApplyBatch(frames, id, batch, artifact, received, ref eventIndex);
             }
         }
         catch (Exception error) when (eventIndex is not null && error is not ProtocolException)
@@ -198,7 +191,8 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         frames.EndOk(writer);
     }
 
-    private static void ApplyBatch(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, ref int? eventIndex)
+    private static void ApplyBatch(
+        Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, long received, ref int? eventIndex)
     {
         var given = batch.States;
         var steps = batch.Rows;
@@ -207,26 +201,29 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         Func<object?, Event, object?> apply = artifact.Reducer is { } r2 ? r2.ApplyBoxed : artifact.Projection!.ApplyBoxed;
         Func<object?, string> serialize = artifact.Reducer is { } r3 ? r3.SerializeState : artifact.Projection!.SerializeState;
 
-        var states = new Dictionary<string, object?>(StringComparer.Ordinal);
+        // Each key's state and the last event that changed it (the event a failure to write it is reported at),
+        // in the order the keys first appear.
+        var states = new Dictionary<string, (object? State, int LastEvent)>(StringComparer.Ordinal);
         var order = new List<string>();
         for (var i = 0; i < steps.Count; i++)
         {
             eventIndex = i;
             var (key, @event) = steps[i];
-            if (!states.TryGetValue(key, out var state))
+            if (!states.TryGetValue(key, out var current))
             {
-                state = deserialize(given.GetValueOrDefault(key));
+                current = (deserialize(given.GetValueOrDefault(key)), i);
                 order.Add(key);
             }
-            states[key] = apply(state, @event);
+            states[key] = (apply(current.State, @event), i);
         }
         eventIndex = null;
         var applied = System.Diagnostics.Stopwatch.GetTimestamp();
         var serialized = new List<(string, string)>(order.Count);
         foreach (var key in order)
         {
-            eventIndex = steps.FindLastIndex(s => s.Key == key);
-            serialized.Add((key, serialize(states[key])));
+            var (state, lastEvent) = states[key];
+            eventIndex = lastEvent;
+            serialized.Add((key, serialize(state)));
         }
         var writer = frames.StartOk(id);
         writer.WriteStartObject();
@@ -240,7 +237,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         // Where the batch's time went inside the worker: reading the request, user code, writing the states.
         var done = System.Diagnostics.Stopwatch.GetTimestamp();
         writer.WriteStartObject("timingsUs");
-        writer.WriteNumber("read", (long)System.Diagnostics.Stopwatch.GetElapsedTime(_received, parsed).TotalMicroseconds);
+        writer.WriteNumber("read", (long)System.Diagnostics.Stopwatch.GetElapsedTime(received, parsed).TotalMicroseconds);
         writer.WriteNumber("apply", (long)System.Diagnostics.Stopwatch.GetElapsedTime(parsed, applied).TotalMicroseconds);
         writer.WriteNumber("write", (long)System.Diagnostics.Stopwatch.GetElapsedTime(applied, done).TotalMicroseconds);
         writer.WriteNumber("waitBefore", (long)frames.LastWait.TotalMicroseconds);

@@ -157,10 +157,8 @@ impl ArtifactWorkers {
         {
             return Err(Failure::NotRegistered(key.artifact.clone()));
         }
-        // Serialized straight into a raw value: no second pass to validate what serde just wrote.
-        let body =
-            serde_json::value::to_raw_value(request).map_err(|e| Failure::Protocol(format!("serialize: {e}")))?;
-        let answer = self.pool.call(key, &body).await.map_err(from_pool)?;
+        // Serialized by the worker straight into its frame buffer: a batch is not copied on the way.
+        let answer = self.pool.call(key, request).await.map_err(from_pool)?;
         let ok = answer.map_err(from_user_error)?;
         serde_json::from_str(ok.get()).map_err(|e| Failure::Protocol(format!("an answer that cannot be read: {e}")))
     }
