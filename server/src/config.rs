@@ -12,6 +12,9 @@ use crate::db::Durability;
 pub const DEFAULT_DATA_DIR: &str = "./hapnd-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_SHARDS: usize = 4;
+/// Where `dotnet build dotnet-host/Hapnd.slnx -c Release --artifacts-path dotnet-host/artifacts` puts the programs,
+/// relative to the checkout the server is started from.
+pub const DEFAULT_DOTNET_HOST: &str = "dotnet-host/artifacts";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +57,10 @@ pub struct ServeArgs {
     /// The artifact signing key (32 secret bytes, mode 0600); default: created in the data dir on first start
     #[arg(long, env = "HAPND_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// The built C# programs (the --artifacts-path of a Release build of dotnet-host/Hapnd.slnx); without them,
+    /// uploads are refused [default: dotnet-host/artifacts, when it exists]
+    #[arg(long, env = "HAPND_DOTNET_HOST")]
+    pub dotnet_host: Option<PathBuf>,
 }
 
 /// The contents of a `--config` file.
@@ -69,6 +76,7 @@ struct FileConfig {
     max_request_bytes: Option<usize>,
     log_format: Option<LogFormat>,
     signing_key: Option<PathBuf>,
+    dotnet_host: Option<PathBuf>,
 }
 
 /// The settings `hapnd serve` runs with.
@@ -82,6 +90,10 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Where the artifact signing key is read (or, at the default place, created).
     pub signing_key: PathBuf,
+    /// The built C# programs.
+    pub dotnet_host: PathBuf,
+    /// Whether `dotnet_host` was configured (then it must work) rather than the default (used when present).
+    pub dotnet_host_required: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +137,11 @@ impl ServeConfig {
             },
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             signing_key: PathBuf::new(),
+            dotnet_host_required: args.dotnet_host.is_some() || file.dotnet_host.is_some(),
+            dotnet_host: args
+                .dotnet_host
+                .or(file.dotnet_host)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DOTNET_HOST)),
         };
         let signing_key = args
             .signing_key

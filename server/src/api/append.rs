@@ -16,8 +16,9 @@ use uuid::Uuid;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::{AppState, Limits, validate};
+use crate::catalog::TenantId;
 use crate::metrics::OutcomeLabel;
-use crate::store::{AppendError, AppendOutcome, AppendRequest, NewEvent};
+use crate::store::{AppendOutcome, AppendRequest, NewEvent};
 
 pub async fn append(
     State(state): State<Arc<AppState>>,
@@ -36,17 +37,26 @@ pub async fn append(
             return Err(error);
         }
     };
-    let result = state.store.append(tenant.id, request).await;
-    let outcome = match result {
-        Ok(outcome) => outcome,
+    let result = if state.reducers.has_bindings(tenant.id) {
+        append_reduced(&state, tenant.id, request).await
+    } else {
+        state
+            .store
+            .append(tenant.id, request)
+            .await
+            .map(|outcome| (outcome, None))
+            .map_err(ApiError::from)
+    };
+    let (outcome, new_state) = match result {
+        Ok(done) => done,
         Err(error) => {
-            let label = if matches!(error, AppendError::Storage(_) | AppendError::Unavailable) {
+            let label = if error.status.is_server_error() {
                 "failed"
             } else {
                 "rejected"
             };
             record(&state, label, started);
-            return Err(error.into());
+            return Err(error);
         }
     };
     if outcome.duplicate {
@@ -55,7 +65,36 @@ pub async fn append(
         state.metrics.appended_events.inc_by(outcome.events.len() as u64);
         record(&state, "created", started);
     }
-    Ok(respond(outcome, batch))
+    Ok(respond(outcome, new_state.as_deref(), batch))
+}
+
+/// An append for a tenant with reducers bound: when the aggregate's type has one, the events are committed with the
+/// state it computes (see `code::fold`); otherwise a plain append.
+async fn append_reduced(
+    state: &AppState,
+    tenant: TenantId,
+    request: AppendRequest,
+) -> Result<(AppendOutcome, Option<Box<RawValue>>), ApiError> {
+    let head = state.store.read_head(tenant, &request.aggregate_id).await?;
+    let aggregate_type = match &head {
+        Some(head) => {
+            // A type that contradicts the stream's gets its 409 from the store.
+            if request
+                .explicit_type
+                .as_ref()
+                .is_some_and(|t| *t != head.aggregate_type)
+            {
+                None
+            } else {
+                Some(head.aggregate_type.as_str())
+            }
+        }
+        None => request.explicit_type.as_deref().or(request.inferred_type.as_deref()),
+    };
+    match aggregate_type.and_then(|t| state.reducers.bound(tenant, t)) {
+        Some(reducer) => Ok(state.reducers.append(tenant, &reducer, request, head).await?),
+        None => Ok((state.store.append(tenant, request).await?, None)),
+    }
 }
 
 fn record(state: &AppState, outcome: &'static str, started: Instant) {
@@ -206,6 +245,8 @@ fn parse_request(
             explicit_type: body.aggregate_type,
             expected_version,
             events,
+            snapshot: None,
+            recorded_at: None,
         },
         batch,
     ))
@@ -391,6 +432,8 @@ struct SingleResponse<'a> {
     aggregate_type: &'a str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     duplicate: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -402,6 +445,8 @@ struct BatchResponse<'a> {
     events: Vec<BatchEvent>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     duplicate: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -412,7 +457,7 @@ struct BatchEvent {
     global_position: u64,
 }
 
-fn respond(outcome: AppendOutcome, batch: bool) -> Response {
+fn respond(outcome: AppendOutcome, new_state: Option<&RawValue>, batch: bool) -> Response {
     let status = if outcome.duplicate {
         StatusCode::OK
     } else {
@@ -437,6 +482,7 @@ fn respond(outcome: AppendOutcome, batch: bool) -> Response {
                 })
                 .collect(),
             duplicate: outcome.duplicate,
+            state: new_state,
         };
         (status, Json(body)).into_response()
     } else {
@@ -446,6 +492,7 @@ fn respond(outcome: AppendOutcome, batch: bool) -> Response {
             global_position: first.global_position,
             aggregate_type: &outcome.aggregate_type,
             duplicate: outcome.duplicate,
+            state: new_state,
         };
         (status, Json(body)).into_response()
     }

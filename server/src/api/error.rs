@@ -6,6 +6,10 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use crate::code::CodeError;
+use crate::code::fold::FoldError;
+use crate::code::registry::RegistryError;
+use crate::runtime::Failure;
 use crate::store::{AppendError, StoreError};
 
 #[derive(Debug)]
@@ -113,9 +117,120 @@ impl From<AppendError> for ApiError {
                 "the aggregate id has no '_' or '-' to infer the aggregate type from; name the type with \
                  \"aggregateType\" in the body, or use an id like \"order_123\" (type \"order\")",
             ),
+            AppendError::Moved(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "concurrency",
+                "the aggregate kept moving while its state was computed; retry",
+            ),
             AppendError::LogFull => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "log_full", message),
             AppendError::Unavailable => ApiError::unavailable(),
             AppendError::Storage(error) => error.into(),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        tracing::error!(%error, "code registry failure");
+        ApiError::internal()
+    }
+}
+
+impl From<CodeError> for ApiError {
+    fn from(error: CodeError) -> Self {
+        let message = error.to_string();
+        match error {
+            CodeError::Disabled(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "code_disabled", message),
+            CodeError::ReducerNotFound(reducer_id) => {
+                ApiError::not_found("reducer_not_found", message).with("reducerId", reducer_id)
+            }
+            CodeError::Unavailable { reducer_id, .. } => {
+                tracing::error!(%message, "a reducer cannot run");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "reducer_unavailable", message)
+                    .with("reducerId", reducer_id)
+            }
+            CodeError::Registry(error) => error.into(),
+            CodeError::Fold(error) => error.into(),
+        }
+    }
+}
+
+impl From<FoldError> for ApiError {
+    fn from(error: FoldError) -> Self {
+        match error {
+            FoldError::Reducer {
+                reducer_id,
+                failure,
+                version,
+            } => reducer_failure(reducer_id, failure, version),
+            FoldError::Append(error) => error.into(),
+            FoldError::Store(error) => error.into(),
+            FoldError::Contention(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "contention",
+                format!("{error}; retry, or send fewer concurrent appends to this aggregate"),
+            ),
+            FoldError::CorruptState(_) => {
+                tracing::error!(%error, "stored state");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// A reducer that failed on the write path: the client's code, so a 422 saying what happened and that nothing was
+/// stored; a worker that could not be had is the server's, a 503.
+fn reducer_failure(reducer_id: String, failure: Failure, version: Option<u64>) -> ApiError {
+    let unprocessable = |code, message: String| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            format!("{message}; nothing was stored"),
+        )
+        .with("reducerId", reducer_id.clone())
+    };
+    match failure {
+        Failure::UserException {
+            exception_type,
+            message,
+            ..
+        } => {
+            let at = version
+                .map(|v| format!(" on the event at version {v}"))
+                .unwrap_or_default();
+            let mut error = unprocessable(
+                "reducer_failed",
+                format!("the reducer threw {exception_type}{at}: {message}"),
+            )
+            .with("reason", "exception")
+            .with("exceptionType", exception_type)
+            .with("exceptionMessage", message);
+            if let Some(version) = version {
+                error = error.with("version", version);
+            }
+            error
+        }
+        Failure::Timeout(limit) => unprocessable(
+            "reducer_timeout",
+            format!("the reducer ran longer than {} s and was stopped", limit.as_secs_f64()),
+        ),
+        Failure::OutOfMemory => unprocessable(
+            "reducer_failed",
+            "the reducer ran out of memory and was stopped".to_owned(),
+        )
+        .with("reason", "out_of_memory")
+        .with("exceptionType", "System.OutOfMemoryException"),
+        Failure::Crashed(why) => unprocessable("reducer_failed", format!("the reducer's worker crashed ({why})"))
+            .with("reason", "crashed")
+            .with("exceptionType", "crash"),
+        failure => {
+            tracing::error!(%failure, reducer = %reducer_id, "no worker could run a reducer");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "reducer_unavailable",
+                format!("the reducer could not be run: {failure}"),
+            )
+            .with("reducerId", reducer_id)
         }
     }
 }

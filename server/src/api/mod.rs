@@ -6,6 +6,9 @@ mod auth;
 mod error;
 mod ops;
 mod read;
+mod reducers;
+mod sources;
+mod state;
 pub mod validate;
 
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::catalog::Catalog;
+use crate::code::Reducers;
 use crate::metrics::Metrics;
 use crate::store::EventStore;
 
@@ -48,6 +52,7 @@ pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub catalog: Arc<dyn Catalog>,
     pub metrics: Arc<Metrics>,
+    pub reducers: Arc<Reducers>,
     pub limits: Limits,
     /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight requests finish.
     pub draining: AtomicBool,
@@ -57,7 +62,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     let max_request_bytes = state.limits.max_request_bytes;
     Router::new()
         .route("/aggregates/{aggregate_id}/events", get(read::read_stream).post(append::append))
+        .route("/aggregates/{aggregate_id}/state", get(state::read_state))
         .route("/events", get(read::read_log))
+        .route("/reducers", get(reducers::list).post(reducers::upload))
+        .route("/reducers/{upload_id}/status", get(reducers::status))
+        .route(
+            "/aggregate-types/{aggregate_type}/reducer",
+            get(reducers::binding).put(reducers::bind).delete(reducers::unbind),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -7,11 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
+use hapnd_executor::PoolConfig;
+use hapnd_policy::signing::ArtifactSigner;
 use hapnd_server::api::{self, AppState};
 use hapnd_server::catalog::Catalog;
 use hapnd_server::catalog::sqlite::SqliteCatalog;
+use hapnd_server::code::registry::Registry;
+use hapnd_server::code::{CodeRuntime, Reducers};
 use hapnd_server::config::{LogFormat, ServeArgs, ServeConfig};
 use hapnd_server::metrics::Metrics;
+use hapnd_server::runtime::{ArtifactWorkers, Compiler, DotnetHost};
 use hapnd_server::store::EventStore;
 use hapnd_server::store::sqlite::{DEFAULT_WAL_REWIND_FRAMES, SqliteConfig, SqliteStore};
 use tokio::signal::unix::{SignalKind, signal};
@@ -49,7 +54,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let catalog = Arc::new(SqliteCatalog::open(data_dir, config.durability)?);
     // Created on first start at its default place; an operator-supplied key must exist.
     let create_key = config.signing_key == hapnd_server::signing_key::default_path(data_dir);
-    let signer = hapnd_server::signing_key::load_or_create(&config.signing_key, create_key)?;
+    let signer = Arc::new(hapnd_server::signing_key::load_or_create(
+        &config.signing_key,
+        create_key,
+    )?);
     tracing::debug!(?signer, "artifact signing key ready");
     let shard_count: usize = catalog
         .setting_or_init("shard_count", &config.shards.to_string())?
@@ -78,10 +86,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         },
         &metrics.store,
     )?);
+    let registry = Arc::new(Registry::open(data_dir, config.durability)?);
+    let runtime = code_runtime(&config, signer)?;
+    let reducers = Reducers::start(registry, runtime, store.clone())?;
     let state = Arc::new(AppState {
         store: store.clone(),
         catalog,
         metrics,
+        reducers,
         limits: config.limits,
         draining: AtomicBool::new(false),
     });
@@ -116,6 +128,52 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!("stopped");
     drop(lock);
     Ok(())
+}
+
+/// The jailed C# compiler and workers, or why this server cannot run user code (then uploads are refused). A
+/// `--dotnet-host` the operator named must work; the default place is used only when it holds a build.
+fn code_runtime(config: &ServeConfig, signer: Arc<ArtifactSigner>) -> anyhow::Result<Result<Arc<CodeRuntime>, String>> {
+    let unavailable = |reason: String| -> anyhow::Result<Result<Arc<CodeRuntime>, String>> {
+        if config.dotnet_host_required {
+            anyhow::bail!("{reason}");
+        }
+        tracing::warn!(%reason, "user code is disabled: uploads of reducers are refused");
+        Ok(Err(reason))
+    };
+    let host = match DotnetHost::from_build_artifacts(&config.dotnet_host) {
+        Ok(host) => host,
+        Err(error) => {
+            return unavailable(format!(
+                "the C# programs are not usable ({error}); build them with `dotnet build dotnet-host/Hapnd.slnx -c \
+                 Release --artifacts-path dotnet-host/artifacts` or pass --dotnet-host"
+            ));
+        }
+    };
+    let sandbox = match super::sandbox::host_sandbox() {
+        Ok(sandbox) => sandbox,
+        Err(error) => {
+            return unavailable(format!(
+                "the jail cannot be set up here ({error:#}); run `hapnd doctor`"
+            ));
+        }
+    };
+    let public_key = signer.public_key();
+    let compiler = Compiler::new(sandbox.clone(), &host, signer, 1);
+    let workers = ArtifactWorkers::new(
+        sandbox,
+        &host,
+        public_key,
+        PoolConfig {
+            ready_per_key: 1,
+            max_per_key: 2,
+            ..PoolConfig::default()
+        },
+    );
+    let runtime = Arc::new(CodeRuntime { compiler, workers });
+    let warming = runtime.clone();
+    tokio::spawn(async move { warming.compiler.prewarm().await });
+    tracing::info!(dotnet_host = %config.dotnet_host.display(), "user code enabled");
+    Ok(Ok(runtime))
 }
 
 async fn shutdown_signal(terminate: std::io::Result<tokio::signal::unix::Signal>) {

@@ -39,7 +39,41 @@ pub struct AppendRequest {
     pub inferred_type: Option<String>,
     /// `Some(0)` means the aggregate must not exist yet.
     pub expected_version: Option<u64>,
+    /// Empty only for a snapshot-only write ([`EventStore::save_snapshot`]).
     pub events: Vec<NewEvent>,
+    /// The state a reducer computed for these events: the append commits only if the aggregate is still at its
+    /// `base_version`, and the snapshot is written in the same transaction as the events.
+    pub snapshot: Option<SnapshotWrite>,
+    /// The events' timestamp when the caller fixed it (a reducer saw it); else the writer's clock.
+    pub recorded_at: Option<OffsetDateTime>,
+}
+
+/// A reducer's state of an aggregate as of `version`, stored beside the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub reducer_id: String,
+    pub version: u64,
+    /// Compact JSON text.
+    pub state: String,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Where an aggregate stands: its type, its version and its latest snapshot (which may be older than the version,
+/// or made by another reducer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateHead {
+    pub aggregate_type: String,
+    pub version: u64,
+    pub snapshot: Option<Snapshot>,
+}
+
+/// A state to store beside a stream, computed from the aggregate at `base_version` plus the request's events.
+#[derive(Debug, Clone)]
+pub struct SnapshotWrite {
+    pub base_version: u64,
+    pub reducer_id: String,
+    /// Compact JSON text.
+    pub state: String,
 }
 
 /// Where one appended event landed.
@@ -57,6 +91,9 @@ pub struct AppendOutcome {
     pub events: Vec<AppendedEvent>,
     /// True when every event was already stored with the same content: nothing was written.
     pub duplicate: bool,
+    /// For a duplicate of a request with a snapshot: the stored state, when the aggregate did not move since and the
+    /// same reducer made it.
+    pub state: Option<String>,
 }
 
 /// An event as stored.
@@ -105,6 +142,9 @@ pub enum AppendError {
     AggregateTypeMismatch { existing: String, requested: String },
     #[error("the aggregate does not exist and its type can not be inferred from its id")]
     AggregateTypeRequired,
+    /// The aggregate is no longer at the snapshot's `base_version`: compute the state again from this head.
+    #[error("the aggregate moved to version {} since its state was computed", .0.version)]
+    Moved(Box<AggregateHead>),
     #[error("the tenant's log is full (position limit {MAX_POSITION})")]
     LogFull,
     #[error("the store is shutting down")]
@@ -147,6 +187,34 @@ pub trait EventStore: Send + Sync + 'static {
         from_version: u64,
         limit: u32,
     ) -> Result<Option<StreamPage>, StoreError>;
+
+    /// An aggregate's durable head and its snapshot (only a durable one); `None` when the aggregate does not exist.
+    async fn read_head(&self, tenant: TenantId, aggregate_id: &str) -> Result<Option<AggregateHead>, StoreError>;
+
+    /// Stores a snapshot without events, if the aggregate is still at `snapshot.base_version`
+    /// ([`AppendError::Moved`] otherwise); `updated_at` is when its last event was recorded.
+    async fn save_snapshot(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+        snapshot: SnapshotWrite,
+        updated_at: Option<OffsetDateTime>,
+    ) -> Result<(), AppendError> {
+        self.append(
+            tenant,
+            AppendRequest {
+                aggregate_id: aggregate_id.to_owned(),
+                explicit_type: None,
+                inferred_type: None,
+                expected_version: None,
+                events: Vec::new(),
+                snapshot: Some(snapshot),
+                recorded_at: updated_at,
+            },
+        )
+        .await
+        .map(drop)
+    }
 
     /// Reads up to `limit` events of the tenant's log with a global position above `after`, in position order.
     async fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError>;

@@ -32,7 +32,9 @@ use self::writer::{Command, WriterHandle, WriterParts};
 use crate::catalog::TenantId;
 use crate::db::{self, Access, Durability};
 use crate::metrics::{ShardLabel, StoreMetrics};
-use crate::store::{AppendError, AppendOutcome, AppendRequest, EventStore, LogPage, StoreError, StreamPage};
+use crate::store::{
+    AggregateHead, AppendError, AppendOutcome, AppendRequest, EventStore, LogPage, StoreError, StreamPage,
+};
 
 /// The folder of shard files inside the data dir.
 pub const SHARDS_DIR: &str = "shards";
@@ -175,7 +177,7 @@ impl EventStore for SqliteStore {
         writer.queue_depth.inc();
         let command = Command::Append {
             tenant,
-            request,
+            request: Box::new(request),
             reply,
             permit,
         };
@@ -197,6 +199,12 @@ impl EventStore for SqliteStore {
         let readers = Arc::clone(&self.shard(tenant).readers);
         let aggregate_id = aggregate_id.to_owned();
         run_blocking(move || readers.read_stream(tenant, &aggregate_id, from_version, limit)).await
+    }
+
+    async fn read_head(&self, tenant: TenantId, aggregate_id: &str) -> Result<Option<AggregateHead>, StoreError> {
+        let readers = Arc::clone(&self.shard(tenant).readers);
+        let aggregate_id = aggregate_id.to_owned();
+        run_blocking(move || readers.read_head(tenant, &aggregate_id)).await
     }
 
     async fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError> {
@@ -263,6 +271,8 @@ mod tests {
                 correlation_id: None,
                 causation_id: None,
             }],
+            snapshot: None,
+            recorded_at: None,
         }
     }
 

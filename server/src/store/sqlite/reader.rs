@@ -9,10 +9,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use super::durable::DurableHeads;
-use super::schema::{StreamRow, event_key, load_head, load_stream, position_of};
+use super::schema::{StreamRow, event_key, load_head, load_snapshot, load_stream, position_of};
 use crate::catalog::TenantId;
 use crate::db::{self, Access, Durability};
-use crate::store::{LogPage, MAX_POSITION, RecordedEvent, StoreError, StreamPage};
+use crate::store::{AggregateHead, LogPage, RecordedEvent, StoreError, StreamPage};
 use crate::time_util::from_unix_micros;
 
 /// Connections kept for reuse; more may be open at once under load, the extras are closed after use.
@@ -66,22 +66,8 @@ impl ReaderPool {
             else {
                 return Ok(None);
             };
-            // The query above took this transaction's snapshot; only now may the cap be read (see durable.rs).
-            let cap = self.durable.cap(tenant).unwrap_or(MAX_POSITION);
-            let version = if cap == MAX_POSITION {
-                version
-            } else {
-                // The stream's last event that is durable; none yet means the aggregate does not exist for readers.
-                let durable_version: Option<i64> = conn
-                    .prepare_cached(
-                        "SELECT version FROM events WHERE stream_id = ?1 AND event_key <= ?2 ORDER BY version DESC LIMIT 1",
-                    )?
-                    .query_row(params![stream_id, event_key(tenant, cap)], |row| row.get(0))
-                    .optional()?;
-                match durable_version {
-                    Some(version) => version.unsigned_abs(),
-                    None => return Ok(None),
-                }
+            let Some(version) = self.durable_version(conn, tenant, stream_id, version)? else {
+                return Ok(None);
             };
             let mut stmt = conn.prepare_cached(
                 "SELECT event_key, version, event_id, recorded_at, event_type, correlation_id, causation_id, metadata, data
@@ -98,6 +84,51 @@ impl ReaderPool {
                 events,
             }))
         })
+    }
+
+    pub fn read_head(&self, tenant: TenantId, aggregate_id: &str) -> Result<Option<AggregateHead>, StoreError> {
+        self.with_snapshot(|conn| {
+            let Some(StreamRow {
+                stream_id,
+                aggregate_type,
+                version,
+            }) = load_stream(conn, tenant, aggregate_id)?
+            else {
+                return Ok(None);
+            };
+            let Some(version) = self.durable_version(conn, tenant, stream_id, version)? else {
+                return Ok(None);
+            };
+            // A snapshot of events that are not durable yet is not shown: it could still be taken back.
+            let snapshot = load_snapshot(conn, stream_id)?.filter(|snapshot| snapshot.version <= version);
+            Ok(Some(AggregateHead {
+                aggregate_type,
+                version,
+                snapshot,
+            }))
+        })
+    }
+
+    /// The stream's last durable version (`version` is the stored one); `None` when none of its events is durable
+    /// yet, so that the aggregate does not exist for readers.
+    fn durable_version(
+        &self,
+        conn: &Connection,
+        tenant: TenantId,
+        stream_id: i64,
+        version: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        // The caller's query took this transaction's snapshot; only now may the cap be read (see durable.rs).
+        let Some(cap) = self.durable.cap(tenant) else {
+            return Ok(Some(version));
+        };
+        let durable_version: Option<i64> = conn
+            .prepare_cached(
+                "SELECT version FROM events WHERE stream_id = ?1 AND event_key <= ?2 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![stream_id, event_key(tenant, cap)], |row| row.get(0))
+            .optional()?;
+        Ok(durable_version.map(i64::unsigned_abs))
     }
 
     pub fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError> {

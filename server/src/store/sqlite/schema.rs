@@ -3,11 +3,12 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::catalog::TenantId;
-use crate::store::MAX_POSITION;
-use crate::store::StoreError;
+use crate::store::{MAX_POSITION, Snapshot, StoreError};
+use crate::time_util::from_unix_micros;
 
 /// Applied in order by [`crate::db::migrate`]; append new entries, never edit old ones.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 -- One row per aggregate. The writer reads and bumps `version` in the same transaction as the events it appends.
 CREATE TABLE streams (
     stream_id      INTEGER PRIMARY KEY,
@@ -33,7 +34,20 @@ CREATE TABLE events (
 );
 CREATE UNIQUE INDEX events_by_stream ON events (stream_id, version);
 CREATE UNIQUE INDEX events_by_event_id ON events (stream_id, event_id);
-"#];
+"#,
+    r#"
+-- A reducer's latest state of an aggregate, written by the shard writer in the same transaction as the events it
+-- folds, so state and events never disagree. `version` may trail the stream's (events appended while no reducer was
+-- bound) and `reducer_id` may name other code (a rebind): readers fold the difference.
+CREATE TABLE snapshots (
+    stream_id  INTEGER PRIMARY KEY,
+    reducer_id TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    state      TEXT NOT NULL
+);
+"#,
+];
 
 const POSITION_BITS: u32 = 40;
 
@@ -74,6 +88,39 @@ pub(super) fn load_stream(
             })
         })
         .optional()?)
+}
+
+/// A stream's snapshot, as far as this connection sees.
+pub(super) fn load_snapshot(conn: &Connection, stream_id: i64) -> Result<Option<Snapshot>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT reducer_id, version, updated_at, state FROM snapshots WHERE stream_id = ?1")?
+        .query_row(params![stream_id], |row| {
+            Ok(Snapshot {
+                reducer_id: row.get(0)?,
+                version: row.get::<_, i64>(1)?.unsigned_abs(),
+                updated_at: from_unix_micros(row.get(2)?),
+                state: row.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Writes a stream's snapshot over the previous one.
+pub(super) fn store_snapshot(
+    conn: &Connection,
+    stream_id: i64,
+    reducer_id: &str,
+    version: u64,
+    updated_at: i64,
+    state: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO snapshots (stream_id, reducer_id, version, updated_at, state) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (stream_id) DO UPDATE SET reducer_id = excluded.reducer_id, version = excluded.version,
+             updated_at = excluded.updated_at, state = excluded.state",
+    )?
+    .execute(params![stream_id, reducer_id, version as i64, updated_at, state])?;
+    Ok(())
 }
 
 /// The tenant's last position, from the table itself: one seek to the end of the tenant's key range.

@@ -23,12 +23,14 @@ use uuid::Uuid;
 use super::answers::{Answer, AnswerSender};
 use super::durable::DurableHeads;
 use super::queue::WorkQueue;
-use super::schema::{StreamRow, event_key, load_head, load_stream, position_of};
+use super::schema::{StreamRow, event_key, load_head, load_snapshot, load_stream, position_of, store_snapshot};
 use super::syncer::{CommittedGroup, Syncer};
 use super::wal_rewind::WalRewind;
 use crate::catalog::TenantId;
 use crate::metrics::StoreMetrics;
-use crate::store::{AppendError, AppendOutcome, AppendRequest, AppendedEvent, MAX_POSITION, NewEvent, StoreError};
+use crate::store::{
+    AggregateHead, AppendError, AppendOutcome, AppendRequest, AppendedEvent, MAX_POSITION, NewEvent, StoreError,
+};
 use crate::time_util::unix_micros;
 
 /// Requests waiting beyond this make senders wait: backpressure instead of unbounded memory.
@@ -42,7 +44,7 @@ pub(super) type Reply = oneshot::Sender<Result<AppendOutcome, AppendError>>;
 pub(super) enum Command {
     Append {
         tenant: TenantId,
-        request: AppendRequest,
+        request: Box<AppendRequest>,
         reply: Reply,
         /// Released when the writer takes the request, making room in the queue.
         permit: OwnedSemaphorePermit,
@@ -247,7 +249,7 @@ impl Writer {
                 .map_err(GroupFailed)
         };
         exec("SAVEPOINT request")?;
-        let recorded_at = unix_micros(OffsetDateTime::now_utc());
+        let recorded_at = unix_micros(request.recorded_at.unwrap_or_else(OffsetDateTime::now_utc));
         let result = append_one(conn, &self.heads, &group.heads, tenant, request, recorded_at);
         if result.is_err() {
             exec("ROLLBACK TO request")?;
@@ -339,8 +341,11 @@ fn append_one(
 
     if let Some(stream) = &stream
         && request.events.iter().any(|e| e.client_event_id)
-        && let Some(original) = match_retry(conn, stream, &request.events)?
+        && let Some(mut original) = match_retry(conn, stream, &request.events)?
     {
+        if let Some(wanted) = &request.snapshot {
+            original.state = unmoved_state(conn, stream, &original, &wanted.reducer_id)?;
+        }
         return Ok(original);
     }
 
@@ -369,6 +374,41 @@ fn append_one(
             .or_else(|| request.inferred_type.clone())
             .ok_or(AppendError::AggregateTypeRequired)?,
     };
+
+    if let Some(snapshot) = &request.snapshot {
+        let moved = match &stream {
+            Some(stream) => stream.version != snapshot.base_version,
+            None => snapshot.base_version != 0 || request.events.is_empty(),
+        };
+        if moved {
+            return Err(AppendError::Moved(Box::new(AggregateHead {
+                aggregate_type,
+                version: actual,
+                snapshot: match &stream {
+                    Some(stream) => load_snapshot(conn, stream.stream_id)?,
+                    None => None,
+                },
+            })));
+        }
+        if request.events.is_empty()
+            && let Some(stream) = &stream
+        {
+            store_snapshot(
+                conn,
+                stream.stream_id,
+                &snapshot.reducer_id,
+                actual,
+                recorded_at,
+                &snapshot.state,
+            )?;
+            return Ok(AppendOutcome {
+                aggregate_type,
+                events: Vec::new(),
+                duplicate: false,
+                state: None,
+            });
+        }
+    }
 
     let head = match group_heads
         .get(&tenant)
@@ -439,11 +479,38 @@ fn append_one(
             global_position: position,
         });
     }
+    if let Some(snapshot) = &request.snapshot {
+        store_snapshot(
+            conn,
+            stream_id,
+            &snapshot.reducer_id,
+            new_version,
+            recorded_at,
+            &snapshot.state,
+        )?;
+    }
     Ok(AppendOutcome {
         aggregate_type,
         events: appended,
         duplicate: false,
+        state: None,
     })
+}
+
+/// A retry's state: the stored snapshot, when `reducer_id` made it and nothing was appended after the retried events.
+fn unmoved_state(
+    conn: &Connection,
+    stream: &StreamRow,
+    original: &AppendOutcome,
+    reducer_id: &str,
+) -> Result<Option<String>, AppendError> {
+    let last_version = original.events.last().map(|e| e.version);
+    if last_version != Some(stream.version) {
+        return Ok(None);
+    }
+    Ok(load_snapshot(conn, stream.stream_id)?
+        .filter(|snapshot| snapshot.reducer_id == reducer_id && snapshot.version == stream.version)
+        .map(|snapshot| snapshot.state))
 }
 
 /// Decides whether `events` is a retry of events already stored in `stream`: `Some` with the original outcome when
@@ -500,6 +567,7 @@ fn match_retry(
             aggregate_type: stream.aggregate_type.clone(),
             events: original,
             duplicate: true,
+            state: None,
         })),
         (Some(stored), Some(_)) => Err(AppendError::PartialDuplicate {
             event_id: stored.event_id,
