@@ -12,9 +12,14 @@ use crate::db::Durability;
 pub const DEFAULT_DATA_DIR: &str = "./hapnd-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_SHARDS: usize = 4;
-/// Where `dotnet build dotnet-host/Hapnd.slnx -c Release --artifacts-path dotnet-host/artifacts` puts the programs,
-/// relative to the checkout the server is started from.
-pub const DEFAULT_DOTNET_HOST: &str = "dotnet-host/artifacts";
+
+/// The built C# programs' default place: the folder `dotnet-host` next to the hapnd binary (where
+/// `dotnet build dotnet-host/Hapnd.slnx -c Release --artifacts-path target/release/dotnet-host` puts them for
+/// `cargo run --release`, and where an install puts them beside `hapnd`).
+pub fn default_dotnet_host() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent().unwrap_or(Path::new("/")).join("dotnet-host")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -58,7 +63,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HAPND_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
     /// The built C# programs (the --artifacts-path of a Release build of dotnet-host/Hapnd.slnx); without them,
-    /// uploads are refused [default: dotnet-host/artifacts, when it exists]
+    /// uploads are refused [default: the folder dotnet-host next to hapnd, when it holds a build]
     #[arg(long, env = "HAPND_DOTNET_HOST")]
     pub dotnet_host: Option<PathBuf>,
 }
@@ -141,7 +146,7 @@ impl ServeConfig {
             dotnet_host: args
                 .dotnet_host
                 .or(file.dotnet_host)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DOTNET_HOST)),
+                .unwrap_or_else(default_dotnet_host),
         };
         let signing_key = args
             .signing_key

@@ -145,7 +145,7 @@ fn code_runtime(config: &ServeConfig, signer: Arc<ArtifactSigner>) -> anyhow::Re
         Err(error) => {
             return unavailable(format!(
                 "the C# programs are not usable ({error}); build them with `dotnet build dotnet-host/Hapnd.slnx -c \
-                 Release --artifacts-path dotnet-host/artifacts` or pass --dotnet-host"
+                 Release --artifacts-path DIR` and pass --dotnet-host DIR (default: dotnet-host next to hapnd)"
             ));
         }
     };

@@ -43,7 +43,7 @@ pub fn run(args: &DoctorArgs) -> ExitCode {
         .unwrap_or_else(|| hapnd_server::signing_key::default_path(&args.data_dir));
     let (dotnet_host, dotnet_host_given) = match &args.dotnet_host {
         Some(dir) => (dir.clone(), true),
-        None => (default_dotnet_host(&exe), false),
+        None => (hapnd_server::config::default_dotnet_host(), false),
     };
     let places = Places {
         data_dir: args.data_dir.clone(),
@@ -78,9 +78,4 @@ pub fn run(args: &DoctorArgs) -> ExitCode {
         );
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
-}
-
-/// The folder `dotnet-host` next to the hapnd binary.
-fn default_dotnet_host(exe: &std::path::Path) -> PathBuf {
-    exe.parent().unwrap_or(std::path::Path::new("/")).join("dotnet-host")
 }
