@@ -29,8 +29,18 @@ pub struct StoreMetrics {
     pub queue_depth: Family<ShardLabel, Gauge>,
 }
 
+/// User code's share: reducer runs on the write path and uploads.
+#[derive(Clone)]
+pub struct CodeMetrics {
+    pub reducer_runs: Family<OutcomeLabel, Counter>,
+    pub reducer_duration: Histogram,
+    pub reducer_retries: Counter,
+    pub uploads: Family<OutcomeLabel, Counter>,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub code: CodeMetrics,
     pub append_requests: Family<OutcomeLabel, Counter>,
     pub appended_events: Counter,
     pub append_duration: Histogram,
@@ -99,8 +109,35 @@ impl Metrics {
             "Append requests waiting for a shard's writer",
             store.queue_depth.clone(),
         );
+        let code = CodeMetrics {
+            reducer_runs: Family::default(),
+            reducer_duration: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
+            reducer_retries: Counter::default(),
+            uploads: Family::default(),
+        };
+        registry.register(
+            "hapnd_reducer_runs",
+            "Reducer runs on the append and state paths by outcome (ok, failed, timeout, unavailable)",
+            code.reducer_runs.clone(),
+        );
+        registry.register(
+            "hapnd_reducer_duration_seconds",
+            "Time of one reducer run in a jailed worker, round trip included",
+            code.reducer_duration.clone(),
+        );
+        registry.register(
+            "hapnd_reducer_retries",
+            "Appends whose aggregate moved while the reducer ran, so the state was computed again",
+            code.reducer_retries.clone(),
+        );
+        registry.register(
+            "hapnd_uploads",
+            "Finished compiles of uploads by outcome (ready, failed)",
+            code.uploads.clone(),
+        );
         Metrics {
             registry,
+            code,
             append_requests,
             appended_events,
             append_duration,

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::reducers::BoundReducer;
 use crate::catalog::TenantId;
+use crate::metrics::{CodeMetrics, OutcomeLabel};
 use crate::runtime::protocol::{BatchStep, EncodedRows, WorkerEvent};
 use crate::runtime::{ArtifactWorkers, Failure};
 use crate::store::{
@@ -62,6 +63,7 @@ pub struct Folded {
 
 pub struct Folder<'a> {
     pub store: &'a Arc<dyn EventStore>,
+    pub metrics: &'a CodeMetrics,
     pub workers: &'a ArtifactWorkers,
     pub tenant: TenantId,
     pub reducer: &'a BoundReducer,
@@ -101,6 +103,7 @@ impl Folder<'_> {
                 }
                 Ok(outcome) => return Ok((outcome, Some(state))),
                 Err(AppendError::Moved(now)) => {
+                    self.metrics.reducer_retries.inc();
                     if started.elapsed() > MOVED_DEADLINE {
                         return Err(FoldError::Contention(MOVED_DEADLINE));
                     }
@@ -240,21 +243,38 @@ impl Folder<'_> {
                 version,
             }
         };
+        let started = Instant::now();
+        let result = self.run_in_worker(state, &worker_events).await;
+        self.metrics.reducer_duration.observe(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(Failure::Timeout(_)) => "timeout",
+            Err(Failure::UserException { .. } | Failure::OutOfMemory | Failure::Crashed(_)) => "failed",
+            Err(_) => "unavailable",
+        };
+        self.metrics.reducer_runs.get_or_create(&OutcomeLabel { outcome }).inc();
+        result.map_err(failed)
+    }
+
+    async fn run_in_worker(
+        &self,
+        state: Option<&RawValue>,
+        worker_events: &[WorkerEvent<'_>],
+    ) -> Result<Box<RawValue>, Failure> {
         let key = &self.reducer.worker_key;
-        if let [event] = worker_events.as_slice() {
-            return self.workers.apply(key, state, event).await.map_err(failed);
+        if let [event] = worker_events {
+            return self.workers.apply(key, state, event).await;
         }
         let steps: Vec<BatchStep<'_>> = worker_events.iter().map(|event| BatchStep { key: "", event }).collect();
-        let rows = EncodedRows::encode(&steps).map_err(|e| failed(Failure::Protocol(e.to_string())))?;
+        let rows = EncodedRows::encode(&steps).map_err(|e| Failure::Protocol(e.to_string()))?;
         let mut response = self
             .workers
             .apply_batch(key, BTreeMap::from([("", state)]), &rows)
-            .await
-            .map_err(failed)?;
+            .await?;
         response
             .states
             .remove("")
-            .ok_or_else(|| failed(Failure::Protocol("a batch answer without the aggregate's state".into())))
+            .ok_or_else(|| Failure::Protocol("a batch answer without the aggregate's state".into()))
     }
 }
 

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::fold::{FoldError, Folder};
 use super::registry::{Binding, ReducerInfo, Registry, RegistryError, Upload, UploadStatus};
 use crate::catalog::TenantId;
+use crate::metrics::{CodeMetrics, OutcomeLabel};
 use crate::runtime::protocol::Diagnostic;
 use crate::runtime::workers::WorkerKey;
 use crate::runtime::{ArtifactKind, ArtifactWorkers, CompileRejection, Compiler};
@@ -72,6 +73,7 @@ pub struct Reducers {
     registry: Arc<Registry>,
     runtime: Result<Arc<CodeRuntime>, String>,
     store: Arc<dyn EventStore>,
+    metrics: CodeMetrics,
     bindings: RwLock<HashMap<TenantId, HashMap<String, Arc<BoundReducer>>>>,
     /// Artifacts the workers know, per tenant.
     registered: Mutex<HashSet<(TenantId, String)>>,
@@ -84,11 +86,13 @@ impl Reducers {
         registry: Arc<Registry>,
         runtime: Result<Arc<CodeRuntime>, String>,
         store: Arc<dyn EventStore>,
+        metrics: CodeMetrics,
     ) -> Result<Arc<Self>, RegistryError> {
         let reducers = Arc::new(Reducers {
             registry,
             runtime,
             store,
+            metrics,
             bindings: RwLock::default(),
             registered: Mutex::default(),
         });
@@ -192,6 +196,7 @@ impl Reducers {
         let runtime = self.runnable(tenant, reducer)?;
         let folder = Folder {
             store: &self.store,
+            metrics: &self.metrics,
             workers: &runtime.workers,
             tenant,
             reducer,
@@ -217,6 +222,7 @@ impl Reducers {
         let runtime = self.runnable(tenant, &reducer)?;
         let folder = Folder {
             store: &self.store,
+            metrics: &self.metrics,
             workers: &runtime.workers,
             tenant,
             reducer: &reducer,
@@ -331,6 +337,11 @@ impl Reducers {
                 Ok(Ok(compiled)) => self.finish(&upload, compiled.artifact),
             },
         };
+        let outcome = match (&recorded, self.registry.upload(upload.tenant, id)) {
+            (Ok(()), Ok(Some(upload))) => upload.status.name(),
+            _ => "failed",
+        };
+        self.metrics.uploads.get_or_create(&OutcomeLabel { outcome }).inc();
         if let Err(error) = recorded {
             tracing::error!(%error, upload = %id, "recording an upload's outcome");
         }

@@ -88,7 +88,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )?);
     let registry = Arc::new(Registry::open(data_dir, config.durability)?);
     let runtime = code_runtime(&config, signer)?;
-    let reducers = Reducers::start(registry, runtime, store.clone())?;
+    let reducers = Reducers::start(registry, runtime, store.clone(), metrics.code.clone())?;
     let state = Arc::new(AppState {
         store: store.clone(),
         catalog,
