@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod code;
 pub mod config;
 pub mod db;
 pub mod metrics;

@@ -9,7 +9,8 @@ internal static class UploadLimits
     public const int MaxFiles = 64;
     public const int MaxFileBytes = 512 * 1024;
     public const int MaxTotalBytes = 1024 * 1024;
-    public const int MaxFileNameLength = 100;
+    /// <summary>Longest file name, a relative path such as <c>src/Orders/OrderReducer.cs</c>.</summary>
+    public const int MaxPathLength = 200;
 
     /// <summary>Deepest nesting of brackets, parentheses and braces; real code stays far below.</summary>
     public const int MaxNestingDepth = 128;
@@ -29,10 +30,11 @@ internal static class UploadLimits
         long total = 0;
         foreach (var (name, text) in files)
         {
-            if (!IsValidName(name))
+            if (!IsValidPath(name))
             {
                 problems.Add(CompileDiagnostic.Error(Codes.Limits,
-                    $"the file name '{Shorten(name)}' is not allowed: use at most {MaxFileNameLength} letters, digits, '_', '-' or '.', ending in .cs or .csproj"));
+                    $"the file name '{Shorten(name)}' is not allowed: use a relative path of at most {MaxPathLength} characters, "
+                    + "'/'-separated segments of letters, digits, '_', '-' or '.' (none empty or starting with '.'), ending in .cs or .csproj"));
                 continue;
             }
             var bytes = System.Text.Encoding.UTF8.GetByteCount(text);
@@ -56,11 +58,21 @@ internal static class UploadLimits
         return problems;
     }
 
-    private static bool IsValidName(string name) =>
-        name.Length is > 0 and <= MaxFileNameLength
-        && (name.EndsWith(".cs", StringComparison.Ordinal) || name.EndsWith(".csproj", StringComparison.Ordinal))
-        && !name.StartsWith('.')
-        && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
+    /// <summary>
+    /// A relative path of '/'-separated segments, so an archive's folders survive (the server sends
+    /// <c>src/OrderReducer.cs</c> as it found it); it is only ever a syntax tree's path, never opened. No segment is
+    /// empty or starts with '.', which also rules out <c>.</c> and <c>..</c>. The server checks the same rule first
+    /// (server/src/code/archive.rs <c>is_valid_source_path</c>).
+    /// </summary>
+    private static bool IsValidPath(string path) =>
+        path.Length is > 0 and <= MaxPathLength
+        && (path.EndsWith(".cs", StringComparison.Ordinal) || path.EndsWith(".csproj", StringComparison.Ordinal))
+        && path.Split('/').All(IsValidSegment);
+
+    private static bool IsValidSegment(string segment) =>
+        segment.Length > 0
+        && !segment.StartsWith('.')
+        && segment.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
 
     private static string Shorten(string name) => name.Length <= 60 ? name : name[..60] + "…";
 
