@@ -16,7 +16,6 @@ use uuid::Uuid;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::{AppState, Limits, validate};
-use crate::catalog::TenantId;
 use crate::metrics::OutcomeLabel;
 use crate::store::{AppendOutcome, AppendRequest, NewEvent};
 
@@ -38,7 +37,7 @@ pub async fn append(
         }
     };
     let result = if state.reducers.has_bindings(tenant.id) {
-        append_reduced(&state, tenant.id, request).await
+        state.reducers.append(tenant.id, request).await.map_err(ApiError::from)
     } else {
         state
             .store
@@ -66,35 +65,6 @@ pub async fn append(
         record(&state, "created", started);
     }
     Ok(respond(outcome, new_state.as_deref(), batch))
-}
-
-/// An append for a tenant with reducers bound: when the aggregate's type has one, the events are committed with the
-/// state it computes (see `code::fold`); otherwise a plain append.
-async fn append_reduced(
-    state: &AppState,
-    tenant: TenantId,
-    request: AppendRequest,
-) -> Result<(AppendOutcome, Option<Box<RawValue>>), ApiError> {
-    let head = state.store.read_head(tenant, &request.aggregate_id).await?;
-    let aggregate_type = match &head {
-        Some(head) => {
-            // A type that contradicts the stream's gets its 409 from the store.
-            if request
-                .explicit_type
-                .as_ref()
-                .is_some_and(|t| *t != head.aggregate_type)
-            {
-                None
-            } else {
-                Some(head.aggregate_type.as_str())
-            }
-        }
-        None => request.explicit_type.as_deref().or(request.inferred_type.as_deref()),
-    };
-    match aggregate_type.and_then(|t| state.reducers.bound(tenant, t)) {
-        Some(reducer) => Ok(state.reducers.append(tenant, &reducer, request, head).await?),
-        None => Ok((state.store.append(tenant, request).await?, None)),
-    }
 }
 
 fn record(state: &AppState, outcome: &'static str, started: Instant) {

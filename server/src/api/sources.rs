@@ -11,10 +11,9 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::reducers::UploadSources;
-use crate::code::archive::{ArchiveFormat, SourceLimits, sources_from_archive};
-
-/// The longest file path the compiler takes (see dotnet-host's `UploadLimits`).
-const MAX_PATH_CHARS: usize = 200;
+use crate::code::archive::{
+    ArchiveErrorKind, ArchiveFormat, MAX_SOURCE_PATH_CHARS, SourceLimits, is_valid_source_path, sources_from_archive,
+};
 
 enum BodyKind {
     Json,
@@ -49,10 +48,10 @@ pub fn sources_from_request(
         BodyKind::Archive(format) => UploadSources {
             files: sources_from_archive(&body, format, &limits).map_err(|error| {
                 let message = error.to_string();
-                if error.is_too_large() {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", message)
-                } else {
-                    ApiError::bad_request("invalid_archive", message)
+                match error.kind() {
+                    ArchiveErrorKind::TooLarge => too_large(message),
+                    ArchiveErrorKind::InvalidUpload => invalid(message),
+                    ArchiveErrorKind::Unreadable => ApiError::bad_request("invalid_archive", message),
                 }
             })?,
             aggregate_type: None,
@@ -157,9 +156,9 @@ fn check_sources(files: &BTreeMap<String, String>, limits: &SourceLimits) -> Res
     }
     let mut total = 0;
     for (name, source) in files {
-        if !valid_path(name) {
+        if !is_valid_source_path(name) {
             return Err(invalid(format!(
-                "the file name {name:?} is not allowed: use a relative path of at most {MAX_PATH_CHARS} characters \
+                "the file name {name:?} is not allowed: use a relative path of at most {MAX_SOURCE_PATH_CHARS} characters \
                  whose parts are letters, digits, '_', '-' or '.' (not starting with '.'), ending in .cs or .csproj"
             )));
         }
@@ -181,18 +180,6 @@ fn check_sources(files: &BTreeMap<String, String>, limits: &SourceLimits) -> Res
     Ok(())
 }
 
-fn valid_path(name: &str) -> bool {
-    name.len() <= MAX_PATH_CHARS
-        && (name.ends_with(".cs") || name.ends_with(".csproj"))
-        && name.split('/').all(|part| {
-            !part.is_empty()
-                && !part.starts_with('.')
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        })
-}
-
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_upload", message)
 }
@@ -204,27 +191,6 @@ fn too_large(message: String) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_relative_plain_and_end_in_cs() {
-        for good in ["A.cs", "src/Order_Reducer-1.cs", "Project.csproj", "a/b/c.d.cs"] {
-            assert!(valid_path(good), "{good}");
-        }
-        for bad in [
-            "",
-            "A.txt",
-            "../A.cs",
-            "/A.cs",
-            "a//b.cs",
-            ".hidden/A.cs",
-            "a/.A.cs",
-            "sp ace.cs",
-            "ä.cs",
-        ] {
-            assert!(!valid_path(bad), "{bad}");
-        }
-        assert!(!valid_path(&format!("{}.cs", "a".repeat(MAX_PATH_CHARS))));
-    }
 
     #[test]
     fn json_takes_both_forms() {

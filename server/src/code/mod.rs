@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod fold;
+pub mod heads;
 pub mod reducers;
 pub mod registry;
 mod zip;

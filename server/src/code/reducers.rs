@@ -11,13 +11,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::fold::{FoldError, Folder};
+use super::heads::{DEFAULT_BUDGET_BYTES, HeadCache};
 use super::registry::{Binding, ReducerInfo, Registry, RegistryError, Upload, UploadStatus};
 use crate::catalog::TenantId;
 use crate::metrics::{CodeMetrics, OutcomeLabel};
 use crate::runtime::protocol::Diagnostic;
 use crate::runtime::workers::WorkerKey;
 use crate::runtime::{ArtifactKind, ArtifactWorkers, CompileRejection, Compiler};
-use crate::store::{AggregateHead, AppendError, AppendOutcome, AppendRequest, EventStore, SnapshotWrite};
+use crate::store::{AggregateHead, AppendError, AppendOutcome, AppendRequest, EventStore, Snapshot, SnapshotWrite};
 
 /// The diagnostic code of code uploaded to the wrong endpoint.
 pub const WRONG_KIND: &str = "HAPND_WRONG_KIND";
@@ -74,6 +75,7 @@ pub struct Reducers {
     runtime: Result<Arc<CodeRuntime>, String>,
     store: Arc<dyn EventStore>,
     metrics: CodeMetrics,
+    heads: HeadCache,
     bindings: RwLock<HashMap<TenantId, HashMap<String, Arc<BoundReducer>>>>,
     /// Artifacts the workers know, per tenant.
     registered: Mutex<HashSet<(TenantId, String)>>,
@@ -93,6 +95,7 @@ impl Reducers {
             runtime,
             store,
             metrics,
+            heads: HeadCache::new(DEFAULT_BUDGET_BYTES),
             bindings: RwLock::default(),
             registered: Mutex::default(),
         });
@@ -185,23 +188,74 @@ impl Reducers {
         self.bindings.read().get(&tenant).is_some_and(|types| !types.is_empty())
     }
 
-    /// Appends with the state the bound reducer computes. `head` is the aggregate as last read (`None`: new).
+    /// An append for a tenant with reducers bound (see [`Reducers::has_bindings`]): when the aggregate's type has
+    /// one, the events are committed with the state it computes (see `fold`), which the answer carries; otherwise a
+    /// plain append.
     pub async fn append(
         &self,
         tenant: TenantId,
-        reducer: &BoundReducer,
-        request: AppendRequest,
-        head: Option<AggregateHead>,
+        mut request: AppendRequest,
     ) -> Result<(AppendOutcome, Option<Box<RawValue>>), CodeError> {
-        let runtime = self.runnable(tenant, reducer)?;
+        let aggregate_id = request.aggregate_id.clone();
+        let head = match self.heads.get(tenant, &aggregate_id) {
+            Some(head) => Some(head),
+            None => self
+                .store
+                .read_head(tenant, &aggregate_id)
+                .await
+                .map_err(FoldError::from)?,
+        };
+        let aggregate_type = match &head {
+            // A type that contradicts the stream's gets its 409 from the store.
+            Some(head)
+                if request
+                    .explicit_type
+                    .as_ref()
+                    .is_some_and(|t| *t != head.aggregate_type) =>
+            {
+                None
+            }
+            Some(head) => Some(head.aggregate_type.as_str()),
+            None => request.explicit_type.as_deref().or(request.inferred_type.as_deref()),
+        };
+        let Some(reducer) = aggregate_type.and_then(|t| self.bound(tenant, t)) else {
+            let outcome = self.store.append(tenant, request).await.map_err(FoldError::Append)?;
+            return Ok((outcome, None));
+        };
+        let runtime = self.runnable(tenant, &reducer)?;
+        let recorded_at = OffsetDateTime::now_utc();
+        request.recorded_at = Some(recorded_at);
         let folder = Folder {
             store: &self.store,
             metrics: &self.metrics,
             workers: &runtime.workers,
             tenant,
-            reducer,
+            reducer: &reducer,
         };
-        Ok(folder.append(request, head).await?)
+        match folder.append(request, head).await {
+            Ok((outcome, state)) => {
+                if !outcome.duplicate
+                    && let (Some(last), Some(state)) = (outcome.events.last(), &state)
+                {
+                    let head = AggregateHead {
+                        aggregate_type: outcome.aggregate_type.clone(),
+                        version: last.version,
+                        snapshot: Some(Snapshot {
+                            reducer_id: reducer.reducer_id.clone(),
+                            version: last.version,
+                            state: state.get().to_owned(),
+                            updated_at: recorded_at,
+                        }),
+                    };
+                    self.heads.put(tenant, &aggregate_id, head);
+                }
+                Ok((outcome, state))
+            }
+            Err(error) => {
+                self.heads.forget(tenant, &aggregate_id);
+                Err(error.into())
+            }
+        }
     }
 
     /// The aggregate's state through the bound reducer, caught up from its snapshot (and stored again if it moved).

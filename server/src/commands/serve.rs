@@ -163,9 +163,11 @@ fn code_runtime(config: &ServeConfig, signer: Arc<ArtifactSigner>) -> anyhow::Re
         sandbox,
         &host,
         public_key,
+        // Up to four workers per tenant and reducer: a reducer stuck on one aggregate (until its 5 s limit) leaves
+        // others to serve the type's other aggregates.
         PoolConfig {
             ready_per_key: 1,
-            max_per_key: 2,
+            max_per_key: 4,
             ..PoolConfig::default()
         },
     );
