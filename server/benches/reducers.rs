@@ -1,0 +1,820 @@
+//! Appends with a reducer bound against appends without one, through the real `hapnd` binary over HTTP, in one run
+//! under the same load (issue 5's benchmark).
+//!
+//! `cargo bench -p hapnd-server --bench reducers` (as root: the reducer runs in the real jail). It builds
+//! `dotnet-host` in Release into the bench's own temp dir (as `tests/shared/dotnet_build.rs` does), starts
+//! `hapnd serve --dotnet-host` on a fresh data dir and `127.0.0.1:0`, uploads the issue's `OrderReducer`
+//! (`tests/legit/order_reducer.cs`) bound to the type `order`, and then, for each client count, runs the same load
+//! twice: against the type `plain` (no reducer) and against `order`. Each client has its own keep-alive HTTP/1.1
+//! connection (hyper's low-level client, as in the append bench) and its own aggregates: one `OrderPlaced`, then
+//! `ItemAdded` events, one event per append, a new aggregate every [`EVENTS_PER_AGGREGATE`] appends. Every answer is
+//! checked (201, and with the reducer its `state` is the expected `{customerId, total}`); after each reducer case the
+//! state read of an aggregate must equal its expected total, and at the end the tenant's head position must equal the
+//! events the clients saw stored.
+//!
+//! Settings (environment): `HAPND_BENCH_SECONDS` measured seconds per case [5], `HAPND_BENCH_WARMUP` warm-up seconds
+//! per case [1], `HAPND_BENCH_CLIENTS` client counts [1,32]. Targets (issue 5): with a reducer, p50 ≤ 3 ms and ≤ 2× the
+//! p50 without one (per client count), and ≥ 5,000 appends/s at 32 clients; the run prints a verdict for each. The
+//! exit status is a failure only when some request or check failed (then the numbers are not valid).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+
+const HAPND: &str = env!("CARGO_BIN_EXE_hapnd");
+/// The issue's example, the file the C# tests run.
+const REDUCER: &str = include_str!("../../tests/legit/order_reducer.cs");
+/// Appends per aggregate before a client moves to its next one: one `OrderPlaced`, then `ItemAdded`s.
+const EVENTS_PER_AGGREGATE: u64 = 100;
+/// Every `ItemAdded` adds this much; a multiple of 1/4, so every total is exact as a double too.
+const PRICE: f64 = 1.25;
+/// Starting or stopping the server longer than this fails the run.
+const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
+/// The reducer's compile (a cold compiler in the jail) longer than this fails the run.
+const COMPILE_DEADLINE: Duration = Duration::from_secs(120);
+/// Targets of issue 5.
+const TARGET_P50: Duration = Duration::from_millis(3);
+const TARGET_P50_RATIO: f64 = 2.0;
+const TARGET_THROUGHPUT: f64 = 5_000.0;
+const TARGET_THROUGHPUT_CLIENTS: usize = 32;
+
+fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("reducers bench: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&settings) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("reducers bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Settings and cases
+
+#[derive(Debug)]
+struct Settings {
+    measure: Duration,
+    warmup: Duration,
+    clients: Vec<usize>,
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings, String> {
+        let seconds = |name: &str, default: f64| -> Result<Duration, String> {
+            match std::env::var(name) {
+                Err(_) => Ok(Duration::from_secs_f64(default)),
+                Ok(text) => text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| format!("{name}={text:?} is not a number of seconds")),
+            }
+        };
+        let clients = match std::env::var("HAPND_BENCH_CLIENTS") {
+            Err(_) => vec![1, 32],
+            Ok(text) => text
+                .split(',')
+                .map(|n| n.trim().parse().ok().filter(|n| *n > 0))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| format!("HAPND_BENCH_CLIENTS={text:?} is not positive numbers separated by commas"))?,
+        };
+        let measure = seconds("HAPND_BENCH_SECONDS", 5.0)?;
+        if measure.is_zero() {
+            return Err("HAPND_BENCH_SECONDS must be more than 0".to_owned());
+        }
+        Ok(Settings {
+            measure,
+            warmup: seconds("HAPND_BENCH_WARMUP", 1.0)?,
+            clients,
+        })
+    }
+}
+
+/// Which aggregate type a case appends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `plain`: no reducer bound.
+    Plain,
+    /// `order`: the issue's `OrderReducer` bound.
+    Reducer,
+}
+
+impl Kind {
+    fn aggregate_type(self) -> &'static str {
+        match self {
+            Kind::Plain => "plain",
+            Kind::Reducer => "order",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Plain => "without reducer",
+            Kind::Reducer => "with reducer",
+        }
+    }
+}
+
+/// One row: a kind, a client count, and what was measured.
+struct Case {
+    kind: Kind,
+    clients: usize,
+    measured: Measured,
+}
+
+fn run(settings: &Settings) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    eprintln!("building dotnet-host (Release)");
+    let dotnet_host = build_dotnet_host()?;
+    let server = Server::start(&dotnet_host)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the load generator runtime")?;
+    let target = Arc::new(Target::new(server.addr, &server.key)?);
+    let result = runtime.block_on(run_cases(&target, settings));
+    drop(runtime);
+    let stopped = server.stop();
+    let (cases, mut problems) = result?;
+    stopped?;
+
+    print_table(settings, &cases, started.elapsed());
+    for case in &cases {
+        if case.measured.errors > 0 {
+            problems.push(format!(
+                "{} with {} client(s): {} failed request(s); {}",
+                case.kind.label(),
+                case.clients,
+                case.measured.errors,
+                case.measured.first_error.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        println!("correctness: every answer and every state checked, the head position matches: ok");
+        return Ok(true);
+    }
+    eprintln!();
+    eprintln!("!!!!!!!! THE RUN HAD FAILURES; ITS NUMBERS ARE NOT VALID !!!!!!!!");
+    for problem in &problems {
+        eprintln!("  {problem}");
+    }
+    Ok(false)
+}
+
+/// Uploads the reducer, then runs every case; returns the cases and the problems the final checks found.
+async fn run_cases(target: &Arc<Target>, settings: &Settings) -> anyhow::Result<(Vec<Case>, Vec<String>)> {
+    let reducer_id = upload_reducer(target).await?;
+    eprintln!("reducer {reducer_id} ready and bound to `order`");
+    let mut cases = Vec::new();
+    let mut problems = Vec::new();
+    let mut stored = 0;
+    for &clients in &settings.clients {
+        for kind in [Kind::Plain, Kind::Reducer] {
+            eprintln!("running {} with {clients} client(s)", kind.label());
+            let round = cases.len();
+            let (measured, last) = drive(target, settings, kind, clients, round).await?;
+            stored += measured.stored_events;
+            if kind == Kind::Reducer
+                && let Some((aggregate, events)) = last
+                && let Err(problem) = check_state(target, &aggregate, events, &reducer_id).await
+            {
+                problems.push(problem);
+            }
+            cases.push(Case {
+                kind,
+                clients,
+                measured,
+            });
+        }
+    }
+    match head_position(target).await {
+        Ok(head) if head == stored => {}
+        Ok(head) => problems.push(format!(
+            "the tenant's head position is {head} but the clients saw {stored} events stored"
+        )),
+        Err(error) => problems.push(format!("read the head position: {error:#}")),
+    }
+    Ok((cases, problems))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The reducer
+
+/// `dotnet-host` built in Release into this bench's temp dir, the way the tests build it.
+fn build_dotnet_host() -> anyhow::Result<PathBuf> {
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dotnet-host-reducers-bench");
+    let solution = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dotnet-host/Hapnd.slnx");
+    let status = Command::new("dotnet")
+        .args([
+            "build",
+            "-c",
+            "Release",
+            "--nologo",
+            "-v",
+            "quiet",
+            "-warnaserror",
+            "--artifacts-path",
+        ])
+        .arg(&artifacts)
+        .arg(solution)
+        .env("DOTNET_CLI_TELEMETRY_OPTOUT", "1")
+        .env("DOTNET_NOLOGO", "1")
+        .status()
+        .context("run dotnet build")?;
+    if !status.success() {
+        bail!("dotnet-host does not build: {status}");
+    }
+    Ok(artifacts)
+}
+
+/// Uploads the issue's reducer bound to `order` and waits until it is ready; returns its `reducerId`.
+async fn upload_reducer(target: &Arc<Target>) -> anyhow::Result<String> {
+    let mut client = Client::connect(target).await?;
+    let body = json!({"files": {"OrderReducer.cs": REDUCER}, "aggregateType": "order"});
+    let body = Bytes::from(serde_json::to_vec(&body).context("serialize the upload")?);
+    let (status, answer) = client
+        .send(Method::POST, "/reducers", body)
+        .await
+        .context("POST /reducers")?;
+    if status != StatusCode::ACCEPTED {
+        bail!("POST /reducers: {status} {}", String::from_utf8_lossy(&answer));
+    }
+    let upload = json_of(&answer)?["uploadId"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no uploadId in {}", String::from_utf8_lossy(&answer)))?;
+    let deadline = Instant::now() + COMPILE_DEADLINE;
+    loop {
+        let status = json_of(&get(target, &format!("/reducers/{upload}/status")).await?)?;
+        match status["status"].as_str() {
+            Some("ready") => {
+                return status["reducerId"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| anyhow!("ready without a reducerId: {status}"));
+            }
+            Some("compiling") if Instant::now() < deadline => {}
+            Some("compiling") => bail!("the reducer is still compiling after {COMPILE_DEADLINE:?}"),
+            _ => bail!("the reducer did not compile: {status}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The state read of `aggregate` must be the order after `events` appends: customer `c0`, `events - 1` items.
+async fn check_state(target: &Arc<Target>, aggregate: &str, events: u64, reducer_id: &str) -> Result<(), String> {
+    let read = get(target, &format!("/aggregates/{aggregate}/state"))
+        .await
+        .and_then(|body| json_of(&body))
+        .map_err(|error| format!("read the state of {aggregate}: {error:#}"))?;
+    let expected = expected_state(0, events);
+    if read["version"] != events || read["reducerId"] != reducer_id || !same_order(&read["state"], &expected) {
+        return Err(format!(
+            "the state of {aggregate} is {read}, expected version {events}, reducer {reducer_id}, state {expected}"
+        ));
+    }
+    println!(
+        "correctness: {aggregate} at version {events} has state {} = {expected}",
+        read["state"]
+    );
+    Ok(())
+}
+
+/// The `OrderReducer`'s state after a client's `events` appends to one aggregate.
+fn expected_state(client: usize, events: u64) -> Value {
+    json!({"customerId": format!("c{client}"), "total": events.saturating_sub(1) as f64 * PRICE})
+}
+
+/// Whether two order states agree; the total is a C# `decimal`, whose text keeps its scale (`2.50`).
+fn same_order(got: &Value, expected: &Value) -> bool {
+    got.as_object().is_some_and(|o| o.len() == 2)
+        && got["customerId"] == expected["customerId"]
+        && got["total"].as_f64() == expected["total"].as_f64()
+}
+
+fn json_of(body: &[u8]) -> anyhow::Result<Value> {
+    serde_json::from_slice(body).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(body)))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One case
+
+/// What one case measured.
+struct Measured {
+    /// From the window's start to the last answer in it.
+    window: Duration,
+    /// Appends that started in the window and were stored.
+    appends: u64,
+    latency: Histogram<u64>,
+    /// Over the whole case, warm-up included.
+    errors: u64,
+    first_error: Option<String>,
+    stored_events: u64,
+}
+
+impl Measured {
+    fn new() -> Measured {
+        Measured {
+            window: Duration::ZERO,
+            appends: 0,
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
+            errors: 0,
+            first_error: None,
+            stored_events: 0,
+        }
+    }
+
+    fn failed(&mut self, what: impl FnOnce() -> String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(format!("first failure: {}", what()));
+        }
+    }
+
+    fn merge(&mut self, other: Measured) {
+        self.window = self.window.max(other.window);
+        self.appends += other.appends;
+        self.latency
+            .add(&other.latency)
+            .expect("histograms with the same bounds merge");
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.stored_events += other.stored_events;
+    }
+
+    fn throughput(&self) -> f64 {
+        let seconds = self.window.as_secs_f64();
+        if seconds > 0.0 {
+            self.appends as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    fn p50(&self) -> Option<Duration> {
+        self.quantile(0.5)
+    }
+
+    fn quantile(&self, q: f64) -> Option<Duration> {
+        (!self.latency.is_empty()).then(|| Duration::from_micros(self.latency.value_at_quantile(q)))
+    }
+}
+
+/// Runs one case; returns what it measured and client 0's last aggregate with its event count.
+async fn drive(
+    target: &Arc<Target>,
+    settings: &Settings,
+    kind: Kind,
+    clients: usize,
+    round: usize,
+) -> anyhow::Result<(Measured, Option<(String, u64)>)> {
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(Client::connect(target).await?);
+    }
+    let from = Instant::now() + settings.warmup;
+    let end = from + settings.measure;
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(id, client)| tokio::spawn(run_client(client, kind, round, id, from, end)))
+        .collect();
+    let mut total = Measured::new();
+    let mut last = None;
+    for task in tasks {
+        let (measured, client_last) = task.await.context("a client task panicked")?;
+        total.merge(measured);
+        last = last.or(client_last);
+    }
+    Ok((total, last))
+}
+
+/// One client: appends on its own connection and its own aggregates until the window ends. Returns what it measured
+/// and its last aggregate with the number of events in it.
+async fn run_client(
+    mut client: Client,
+    kind: Kind,
+    round: usize,
+    id: usize,
+    from: Instant,
+    end: Instant,
+) -> (Measured, Option<(String, u64)>) {
+    let mut measured = Measured::new();
+    let placed = Bytes::from(format!(
+        r#"{{"eventType":"OrderPlaced","data":{{"customerId":"c{id}"}}}}"#
+    ));
+    let added = Bytes::from(format!(
+        r#"{{"eventType":"ItemAdded","data":{{"item":"Widget","price":{PRICE}}}}}"#
+    ));
+    let mut aggregate_number = 0_u64;
+    let mut aggregate = String::new();
+    // Events stored in the current aggregate.
+    let mut events = EVENTS_PER_AGGREGATE;
+    let mut last = None;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        if events == EVENTS_PER_AGGREGATE {
+            aggregate_number += 1;
+            aggregate = format!("{}_r{round}c{id}n{aggregate_number}", kind.aggregate_type());
+            events = 0;
+        }
+        let path = format!("/aggregates/{aggregate}/events");
+        let body = if events == 0 { placed.clone() } else { added.clone() };
+        let started = Instant::now();
+        let answer = client.send(Method::POST, &path, body).await;
+        let done = Instant::now();
+        match answer {
+            Ok((StatusCode::CREATED, body)) => match check_answer(kind, id, events + 1, &body) {
+                Ok(()) => {
+                    events += 1;
+                    measured.stored_events += 1;
+                    last = Some((aggregate.clone(), events));
+                    if started >= from && done <= end {
+                        measured.appends += 1;
+                        measured.latency.saturating_record(micros(done - started));
+                        measured.window = done - from;
+                    }
+                }
+                Err(problem) => {
+                    // Stored, but answered wrongly: counted, and the client moves on to a new aggregate.
+                    measured.stored_events += 1;
+                    measured.failed(|| format!("POST {path}: {problem}"));
+                    events = EVENTS_PER_AGGREGATE;
+                }
+            },
+            Ok((status, body)) => {
+                measured.failed(|| format!("POST {path}: {status} {}", String::from_utf8_lossy(&body)));
+                events = EVENTS_PER_AGGREGATE;
+            }
+            Err(error) => {
+                measured.failed(|| format!("POST {path}: {error}"));
+                match Client::connect(&client.target).await {
+                    Ok(fresh) => client = fresh,
+                    Err(error) => {
+                        measured.failed(|| format!("reconnect: {error:#}"));
+                        break;
+                    }
+                }
+                events = EVENTS_PER_AGGREGATE;
+            }
+        }
+    }
+    (measured, last)
+}
+
+/// A 201's body: with the reducer, `state` is the order after `version` events; without, there is no `state`.
+fn check_answer(kind: Kind, client: usize, version: u64, body: &[u8]) -> Result<(), String> {
+    let answer: Value = serde_json::from_slice(body).map_err(|e| format!("201 with a body that is not JSON ({e})"))?;
+    if answer["version"] != version {
+        return Err(format!("expected version {version}: {answer}"));
+    }
+    match (kind, answer.get("state")) {
+        (Kind::Plain, None) => Ok(()),
+        (Kind::Plain, Some(_)) => Err(format!("a state without a reducer: {answer}")),
+        (Kind::Reducer, Some(state)) if same_order(state, &expected_state(client, version)) => Ok(()),
+        (Kind::Reducer, _) => Err(format!("expected state {}: {answer}", expected_state(client, version))),
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP
+
+/// Where the clients send, and the headers every request carries.
+struct Target {
+    addr: SocketAddr,
+    host: HeaderValue,
+    authorization: HeaderValue,
+    json: HeaderValue,
+}
+
+impl Target {
+    fn new(addr: SocketAddr, key: &str) -> anyhow::Result<Target> {
+        Ok(Target {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).context("host header")?,
+            authorization: HeaderValue::from_str(&format!("Bearer {key}")).context("the api key is not a header")?,
+            json: HeaderValue::from_static("application/json"),
+        })
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection with TCP_NODELAY.
+struct Client {
+    target: Arc<Target>,
+    sender: http1::SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    async fn connect(target: &Arc<Target>) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(target.addr)
+            .await
+            .with_context(|| format!("connect to {}", target.addr))?;
+        stream.set_nodelay(true).context("set TCP_NODELAY")?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP/1.1 handshake")?;
+        // A connection error also fails the request in flight, which is where it is counted.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Client {
+            target: Arc::clone(target),
+            sender,
+        })
+    }
+
+    /// Sends one request and reads the whole answer.
+    async fn send(&mut self, method: Method, path: &str, body: Bytes) -> Result<(StatusCode, Bytes), hyper::Error> {
+        let mut request = Request::builder().method(method).uri(path);
+        let headers = request.headers_mut().expect("the bench's paths are valid URIs");
+        headers.insert(HOST, self.target.host.clone());
+        headers.insert(AUTHORIZATION, self.target.authorization.clone());
+        if !body.is_empty() {
+            headers.insert(CONTENT_TYPE, self.target.json.clone());
+        }
+        let request = request.body(Full::new(body)).expect("the bench's paths are valid URIs");
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// A GET on a connection of its own (so an idle keep-alive connection cannot have timed out).
+async fn get(target: &Arc<Target>, path: &str) -> anyhow::Result<Bytes> {
+    let mut client = Client::connect(target).await?;
+    let (status, body) = client
+        .send(Method::GET, path, Bytes::new())
+        .await
+        .with_context(|| format!("GET {path}"))?;
+    if status != StatusCode::OK {
+        bail!("GET {path}: {status} {}", String::from_utf8_lossy(&body));
+    }
+    Ok(body)
+}
+
+async fn head_position(target: &Arc<Target>) -> anyhow::Result<u64> {
+    let body = get(target, "/events?after=0&limit=1").await?;
+    json_of(&body)?["headPosition"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no headPosition in {}", String::from_utf8_lossy(&body)))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The server process
+
+/// A running `hapnd serve --dotnet-host` on a temporary data dir; dropping it kills the process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    key: String,
+    dir: TempDir,
+    exited: bool,
+}
+
+impl Server {
+    fn start(dotnet_host: &Path) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir().context("create a temporary dir")?;
+        let log = File::create(dir.path().join("hapnd.log")).context("create the server log")?;
+        let mut command = Command::new(HAPND);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--dotnet-host")
+            .arg(dotnet_host)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        // Only the flags above configure the server, not the environment the bench happens to run in.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("HAPND_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command.spawn().with_context(|| format!("start {HAPND}"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            key: String::new(),
+            dir,
+            exited: false,
+        };
+
+        // Reads stdout for the life of the process, so the server never writes into a full or closed pipe.
+        let (lines, printed) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            let line = printed
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| anyhow!("hapnd did not print its address; its log:\n{}", server.log_tail()))?;
+            if let Some(key) = line.strip_prefix("default tenant api key: ") {
+                server.key = key.trim().to_owned();
+            } else if let Some(addr) = line.strip_prefix("listening on http://") {
+                server.addr = addr
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("parse the address in {line:?}"))?;
+                break;
+            }
+        }
+        if server.key.is_empty() {
+            bail!("hapnd printed no default tenant api key");
+        }
+        Ok(server)
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id()).context("the pid does not fit pid_t")?;
+        // SAFETY: kill(2) with a valid signal on our own child, which is not reaped yet, so the pid is still its.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            bail!("send SIGTERM to hapnd: {}", std::io::Error::last_os_error());
+        }
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().context("wait for hapnd")? {
+                self.exited = true;
+                if !status.success() {
+                    bail!("hapnd exited with {status}; its log:\n{}", self.log_tail());
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("hapnd did not exit after SIGTERM; its log:\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("hapnd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The table and the verdicts
+
+fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "hapnd reducers bench: durability full, {cpus} CPUs shared by server, workers and load generator, \
+         {} s warm-up + {} s per case, one event per append, {EVENTS_PER_AGGREGATE} appends per aggregate",
+        settings.warmup.as_secs_f64(),
+        settings.measure.as_secs_f64(),
+    );
+    let header = ["case", "clients", "appends/s", "p50", "p99", "p99.9", "errors"];
+    let mut table = vec![header.map(str::to_owned)];
+    for case in cases {
+        let m = &case.measured;
+        let quantile = |q| m.quantile(q).map_or("-".to_owned(), format_duration);
+        table.push([
+            case.kind.label().to_owned(),
+            case.clients.to_string(),
+            format!("{:.0}", m.throughput()),
+            quantile(0.5),
+            quantile(0.99),
+            quantile(0.999),
+            if m.errors > 0 {
+                format!("{} !!!", m.errors)
+            } else {
+                "0".to_owned()
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &table {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let width = widths[c];
+            let _ = if c == 0 {
+                write!(line, "{cell:<width$}  ")
+            } else {
+                write!(line, "{cell:>width$}  ")
+            };
+        }
+        println!("{}", line.trim_end());
+    }
+    println!("latency: per append, send to last byte of the answer.");
+    println!("targets:");
+    for verdict in verdicts(settings, cases) {
+        println!("  {verdict}");
+    }
+    println!("The run took {:.0} s.", elapsed.as_secs_f64());
+}
+
+/// One line per target of issue 5: what it asks, what was measured, and PASS or FAIL.
+fn verdicts(settings: &Settings, cases: &[Case]) -> Vec<String> {
+    let find = |kind: Kind, clients: usize| {
+        cases
+            .iter()
+            .find(|c| c.kind == kind && c.clients == clients)
+            .map(|c| &c.measured)
+    };
+    let mark = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    let mut lines = Vec::new();
+    for &clients in &settings.clients {
+        let (Some(with), Some(without)) = (find(Kind::Reducer, clients), find(Kind::Plain, clients)) else {
+            continue;
+        };
+        let (Some(with_p50), Some(without_p50)) = (with.p50(), without.p50()) else {
+            lines.push(format!("{clients} client(s): no appends measured  FAIL"));
+            continue;
+        };
+        lines.push(format!(
+            "with-reducer p50 <= {} at {clients} client(s): {}  {}",
+            format_duration(TARGET_P50),
+            format_duration(with_p50),
+            mark(with_p50 <= TARGET_P50)
+        ));
+        let ratio = with_p50.as_secs_f64() / without_p50.as_secs_f64();
+        lines.push(format!(
+            "with-reducer p50 <= {TARGET_P50_RATIO}x without at {clients} client(s): {} vs {} = {ratio:.2}x  {}",
+            format_duration(with_p50),
+            format_duration(without_p50),
+            mark(ratio <= TARGET_P50_RATIO)
+        ));
+    }
+    match find(Kind::Reducer, TARGET_THROUGHPUT_CLIENTS) {
+        Some(with) => lines.push(format!(
+            "with-reducer throughput >= {TARGET_THROUGHPUT:.0} appends/s at {TARGET_THROUGHPUT_CLIENTS} clients: \
+             {:.0}/s  {}",
+            with.throughput(),
+            mark(with.throughput() >= TARGET_THROUGHPUT)
+        )),
+        None => lines.push(format!(
+            "with-reducer throughput at {TARGET_THROUGHPUT_CLIENTS} clients: not measured (HAPND_BENCH_CLIENTS)"
+        )),
+    }
+    lines
+}
+
+fn format_duration(duration: Duration) -> String {
+    let micros = micros(duration);
+    match micros {
+        0..1_000 => format!("{micros} µs"),
+        1_000..10_000 => format!("{:.2} ms", micros as f64 / 1e3),
+        10_000..100_000 => format!("{:.1} ms", micros as f64 / 1e3),
+        _ => format!("{:.0} ms", micros as f64 / 1e3),
+    }
+}
