@@ -402,15 +402,9 @@ impl Reducers {
     }
 
     fn finish(&self, upload: &Upload, artifact: crate::runtime::Artifact) -> Result<(), RegistryError> {
-        let info = self.registry.finish_reducer_upload(upload, &artifact)?;
+        let (info, binding) = self.registry.finish_reducer_upload(upload, &artifact)?;
         tracing::info!(upload = %upload.upload_id, reducer = %info.reducer_id, class = %info.class_name, "reducer ready");
-        if let Some(aggregate_type) = &upload.aggregate_type {
-            let binding = Binding {
-                tenant: upload.tenant,
-                aggregate_type: aggregate_type.clone(),
-                reducer_id: info.reducer_id.clone(),
-                bound_at: OffsetDateTime::now_utc(),
-            };
+        if let Some(binding) = binding {
             let bound = self.cache_binding(&binding, &info);
             if let Err(error) = self.ensure_runnable(upload.tenant, &bound) {
                 tracing::error!(%error, "a reducer was bound that cannot run");

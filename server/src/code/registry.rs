@@ -253,8 +253,12 @@ impl Registry {
     }
 
     /// Records a compiled reducer: its artifact, the reducer (the same code keeps its id), the upload's outcome and,
-    /// when the upload named one, the binding; all in one transaction.
-    pub fn finish_reducer_upload(&self, upload: &Upload, artifact: &Artifact) -> Result<ReducerInfo, RegistryError> {
+    /// when the upload named one, the binding (returned as stored); all in one transaction.
+    pub fn finish_reducer_upload(
+        &self,
+        upload: &Upload,
+        artifact: &Artifact,
+    ) -> Result<(ReducerInfo, Option<Binding>), RegistryError> {
         let tenant = upload.tenant;
         let id = reducer_id(tenant, &artifact.address);
         let now = unix_micros(OffsetDateTime::now_utc());
@@ -270,13 +274,22 @@ impl Registry {
             "UPDATE uploads SET status = 'ready', files = NULL, code_id = ?2, finished_at = ?3 WHERE upload_id = ?1",
             params![upload.upload_id.to_string(), id, now],
         )?;
-        if let Some(aggregate_type) = &upload.aggregate_type {
-            upsert_binding(&tx, tenant, aggregate_type, &id, now)?;
-        }
+        let binding = match &upload.aggregate_type {
+            Some(aggregate_type) => {
+                upsert_binding(&tx, tenant, aggregate_type, &id, now)?;
+                Some(Binding {
+                    tenant,
+                    aggregate_type: aggregate_type.clone(),
+                    reducer_id: id.clone(),
+                    bound_at: from_unix_micros(now),
+                })
+            }
+            None => None,
+        };
         let info = load_reducer(&tx, tenant, &id)?
             .ok_or_else(|| RegistryError::Corrupt(format!("reducer {id} vanished while being recorded")))?;
         tx.commit()?;
-        Ok(info)
+        Ok((info, binding))
     }
 
     pub fn reducer(&self, tenant: TenantId, reducer_id: &str) -> Result<Option<ReducerInfo>, RegistryError> {
@@ -494,6 +507,7 @@ mod tests {
         let tenant = TenantId(3);
         let files = BTreeMap::from([("A.cs".to_string(), "class A {}".to_string())]);
         let id;
+        let bound_at;
         {
             let registry = Registry::open(dir.path(), Durability::Normal).expect("registry call");
             let upload = registry
@@ -501,9 +515,10 @@ mod tests {
                 .expect("registry call");
             id = upload.upload_id;
             assert_eq!(registry.pending_uploads().expect("registry call")[0].files, files);
-            let info = registry
+            let (info, binding) = registry
                 .finish_reducer_upload(&upload, &artifact("abc"))
                 .expect("registry call");
+            bound_at = binding.expect("bound").bound_at;
             assert_eq!(info.reducer_id, reducer_id(tenant, "abc"));
             assert_eq!(info.class_name, "OrderReducer");
             // The same code again keeps its id.
@@ -514,6 +529,7 @@ mod tests {
                 registry
                     .finish_reducer_upload(&again, &artifact("abc"))
                     .expect("registry call")
+                    .0
                     .reducer_id,
                 info.reducer_id
             );
@@ -537,6 +553,7 @@ mod tests {
         let bindings = registry.bindings().expect("registry call");
         assert_eq!(bindings.len(), 1);
         assert_eq!(bindings[0].aggregate_type, "order");
+        assert_eq!(bindings[0].bound_at, bound_at, "the binding as it was returned");
         assert_eq!(
             registry
                 .artifact(tenant, "abc")
