@@ -1,5 +1,6 @@
-//! The last committed head of aggregates with a reducer, so the common append skips reading its snapshot back from
-//! the store. Only a hint: the writer checks the version an append was computed from and answers with the real head
+//! The last committed head of aggregates appended to by tenants with reducers, so the common append skips reading
+//! the aggregate's type and snapshot back from the store. The type is fixed by an aggregate's first event, so it is
+//! always right; the rest is only a hint: the writer checks the version an append was computed from and answers with the real head
 //! when the hint was stale (another server path appended, or an older answer raced a newer one), so a wrong entry
 //! costs one retry, never a wrong state. Bounded by the bytes of the states it holds.
 

@@ -220,6 +220,15 @@ impl Reducers {
         };
         let Some(reducer) = aggregate_type.and_then(|t| self.bound(tenant, t)) else {
             let outcome = self.store.append(tenant, request).await.map_err(FoldError::Append)?;
+            if let Some(last) = outcome.events.last() {
+                // An aggregate's type never changes: the next append to it needs no read to learn it.
+                let head = AggregateHead {
+                    aggregate_type: outcome.aggregate_type.clone(),
+                    version: last.version,
+                    snapshot: None,
+                };
+                self.heads.put(tenant, &aggregate_id, head);
+            }
             return Ok((outcome, None));
         };
         let runtime = self.runnable(tenant, &reducer)?;
