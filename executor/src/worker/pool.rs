@@ -14,7 +14,7 @@
 //! - At most `max_total` workers run; when a new key needs one at the cap, the least recently used idle worker of any
 //!   key is stopped for it. When every worker is busy, callers wait (up to `acquire_timeout`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use super::process::{Answer, Worker, WorkerConfig, WorkerError};
 use crate::sandbox::Sandbox;
@@ -70,14 +70,21 @@ pub struct PoolStats {
     pub idle: usize,
     pub live: usize,
     pub total: usize,
+    /// Callers queued for a worker of the key (some may have given up since).
+    pub waiting: usize,
 }
 
+/// What a pool can be keyed by.
+pub trait PoolKey: Eq + Hash + Clone + Send + Sync + Debug + 'static {}
+
+impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> PoolKey for K {}
+
 /// Cheap to clone; clones share the pool.
-pub struct Pool<K> {
+pub struct Pool<K: PoolKey> {
     inner: Arc<Inner<K>>,
 }
 
-impl<K> Clone for Pool<K> {
+impl<K: PoolKey> Clone for Pool<K> {
     fn clone(&self) -> Self {
         Pool {
             inner: self.inner.clone(),
@@ -88,7 +95,7 @@ impl<K> Clone for Pool<K> {
 type SpecFor<K> = dyn Fn(&K) -> SandboxSpec + Send + Sync;
 type SetupFor<K> = dyn Fn(&K) -> Option<Box<RawValue>> + Send + Sync;
 
-struct Inner<K> {
+struct Inner<K: PoolKey> {
     sandbox: Arc<Sandbox>,
     config: PoolConfig,
     spec_for: Box<SpecFor<K>>,
@@ -97,11 +104,14 @@ struct Inner<K> {
     freed: Notify,
 }
 
-struct State<K> {
+struct State<K: PoolKey> {
     idle: HashMap<K, Vec<Idle>>,
     /// Live workers per key: busy, idle and starting.
     live: HashMap<K, usize>,
     starting: HashMap<K, usize>,
+    /// Callers waiting for a worker of a key that has its most: a worker coming back goes straight to the oldest
+    /// (one wake, in order). Dropped (so they look again) whenever the key's live count goes down.
+    waiting: HashMap<K, VecDeque<oneshot::Sender<PooledWorker<K>>>>,
     total: usize,
     /// Advances on every release: the least recently used idle worker has the smallest tick.
     clock: u64,
@@ -114,13 +124,13 @@ struct Idle {
 }
 
 /// A worker taken from the pool; it goes back when dropped, unless it failed.
-pub struct PooledWorker<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> {
+pub struct PooledWorker<K: PoolKey> {
     worker: Option<Worker>,
     key: K,
     pool: Arc<Inner<K>>,
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Pool<K> {
+impl<K: PoolKey> Pool<K> {
     /// A pool starting workers of `spec_for(key)` in `sandbox`. Spawns the idle-eviction task on the current runtime.
     pub fn new(
         sandbox: Arc<Sandbox>,
@@ -147,6 +157,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Pool<K> {
                 idle: HashMap::new(),
                 live: HashMap::new(),
                 starting: HashMap::new(),
+                waiting: HashMap::new(),
                 total: 0,
                 clock: 0,
             }),
@@ -168,7 +179,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Pool<K> {
         let deadline = Instant::now() + inner.config.acquire_timeout;
         loop {
             let freed = inner.freed.notified();
-            let evicted = {
+            let next = {
                 let mut state = inner.lock();
                 if let Some(idle) = state.idle.get_mut(key).and_then(Vec::pop) {
                     drop(state);
@@ -178,30 +189,41 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Pool<K> {
                 let live = state.live.get(key).copied().unwrap_or(0);
                 if live < inner.config.max_per_key && state.total < inner.config.max_total {
                     state.reserve(key);
-                    None
+                    Next::Start
                 } else if live < inner.config.max_per_key {
                     // At the global cap: make room by stopping the least recently used idle worker of any key.
-                    state.evict_least_recently_used()
+                    match state.evict_least_recently_used() {
+                        Some(Some(worker)) => Next::Evicted(Box::new(worker)),
+                        _ => Next::WaitForAnyKey,
+                    }
                 } else {
-                    Some(None)
+                    let (handoff, handed) = oneshot::channel();
+                    state.waiting.entry(key.clone()).or_default().push_back(handoff);
+                    Next::WaitForThisKey(handed)
                 }
             };
-            match evicted {
-                None => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match next {
+                Next::Start => {
                     let started = inner.start(key).await;
                     inner.top_up(key);
                     return Ok(inner.hand_out(key, started?));
                 }
-                Some(Some(worker)) => {
+                Next::Evicted(worker) => {
                     tokio::spawn(worker.shutdown());
-                    continue;
                 }
-                Some(None) => {}
-            }
-            // Every worker this caller could use is busy: wait for one to come back.
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || tokio::time::timeout(left, freed).await.is_err() {
-                return Err(PoolError::Exhausted(inner.config.acquire_timeout));
+                // Every worker of the key is busy: the next one given back comes here, unless the key loses a
+                // worker first (then the handoff is dropped and this caller looks again).
+                Next::WaitForThisKey(handed) => match tokio::time::timeout(left, handed).await {
+                    Ok(Ok(worker)) => return Ok(worker),
+                    Ok(Err(_)) => {}
+                    Err(_) => return Err(PoolError::Exhausted(inner.config.acquire_timeout)),
+                },
+                Next::WaitForAnyKey => {
+                    if left.is_zero() || tokio::time::timeout(left, freed).await.is_err() {
+                        return Err(PoolError::Exhausted(inner.config.acquire_timeout));
+                    }
+                }
             }
         }
     }
@@ -222,11 +244,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Pool<K> {
             idle: state.idle.get(key).map_or(0, Vec::len),
             live: state.live.get(key).copied().unwrap_or(0),
             total: state.total,
+            waiting: state.waiting.get(key).map_or(0, VecDeque::len),
         }
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
+impl<K: PoolKey> Inner<K> {
     fn lock(&self) -> MutexGuard<'_, State<K>> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -290,7 +313,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
     }
 
     /// Starts the workers `key` is short of being ready and waits until they are idle (or failed to start).
-    async fn fill(&self, key: &K) {
+    async fn fill(self: &Arc<Self>, key: &K) {
         let wanted = {
             let mut state = self.lock();
             let ready = state.idle.get(key).map_or(0, Vec::len) + state.starting.get(key).copied().unwrap_or(0);
@@ -316,16 +339,45 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
         futures_util::future::join_all(starts).await;
     }
 
-    /// A worker coming back from a caller: parked if it can serve again, else discarded and replaced.
+    /// A worker coming back from a caller: handed to the oldest caller waiting for its key, or parked, if it can
+    /// serve again; else discarded and replaced.
     fn release(self: &Arc<Self>, key: &K, worker: Worker) {
         if worker.is_healthy() {
-            self.lock().park(key, worker);
+            let parked = self.settle(&mut self.lock(), key, worker);
+            if parked {
+                self.freed.notify_waiters();
+            }
         } else {
             self.lock().forget(key);
             discard(worker);
             self.top_up(key);
+            self.freed.notify_waiters();
         }
-        self.freed.notify_waiters();
+    }
+
+    /// Gives a free `worker` to the oldest caller still waiting for `key`, or parks it when none is; true when
+    /// parked. Done under the caller's lock, so that no caller can start waiting in between and miss it.
+    fn settle(self: &Arc<Self>, state: &mut State<K>, key: &K, worker: Worker) -> bool {
+        let mut offered = self.hand_out(key, worker);
+        while let Some(handoff) = state.waiting.get_mut(key).and_then(VecDeque::pop_front) {
+            match handoff.send(offered) {
+                Ok(()) => {
+                    state.drop_empty_queue(key);
+                    return false;
+                }
+                // That caller gave up (timed out or was cancelled): the next one.
+                Err(refused) => offered = refused,
+            }
+        }
+        state.drop_empty_queue(key);
+        // Taken out, the handle's drop does nothing (it would release, and take the lock held here).
+        match offered.worker.take() {
+            Some(worker) => {
+                state.park(key, worker);
+                true
+            }
+            None => false,
+        }
     }
 
     fn evict_idle_older_than(&self, age: Duration) {
@@ -358,21 +410,29 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Inner<K> {
     }
 }
 
+/// What a caller of [`Pool::acquire`] does next, decided under the lock.
+enum Next<K: PoolKey> {
+    Start,
+    Evicted(Box<Worker>),
+    WaitForThisKey(oneshot::Receiver<PooledWorker<K>>),
+    WaitForAnyKey,
+}
+
 /// A slot reserved in `live` and `total` for a worker being started: given back when dropped, unless kept.
-struct Reservation<'a, K: Eq + Hash + Clone + Send + Sync + Debug + 'static> {
+struct Reservation<'a, K: PoolKey> {
     inner: &'a Inner<K>,
     key: &'a K,
     kept: bool,
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Reservation<'_, K> {
+impl<K: PoolKey> Reservation<'_, K> {
     /// The worker started: its slot stays taken.
     fn keep(mut self) {
         self.kept = true;
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Drop for Reservation<'_, K> {
+impl<K: PoolKey> Drop for Reservation<'_, K> {
     fn drop(&mut self) {
         if !self.kept {
             self.inner.lock().forget(self.key);
@@ -382,13 +442,13 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Drop for Reservation<
 }
 
 /// One background start counted in `starting`: the count goes down when it finishes or is cancelled.
-struct Starting<'a, K: Eq + Hash + Clone + Send + Sync + Debug + 'static> {
-    inner: &'a Inner<K>,
+struct Starting<'a, K: PoolKey> {
+    inner: &'a Arc<Inner<K>>,
     key: &'a K,
     done: bool,
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Starting<'_, K> {
+impl<K: PoolKey> Starting<'_, K> {
     /// Parks the started worker (if the start succeeded) in the same step as the count goes down, so the key is
     /// never seen short of ready workers it has.
     fn finish(mut self, worker: Option<Worker>) {
@@ -396,14 +456,15 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Starting<'_, K> {
         let mut state = self.inner.lock();
         state.finish_starting(self.key);
         if let Some(worker) = worker {
-            state.park(self.key, worker);
+            // A caller may be waiting for this very worker (it came while the worker started).
+            self.inner.settle(&mut state, self.key, worker);
         }
         drop(state);
         self.inner.freed.notify_waiters();
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Drop for Starting<'_, K> {
+impl<K: PoolKey> Drop for Starting<'_, K> {
     fn drop(&mut self) {
         if !self.done {
             self.inner.lock().finish_starting(self.key);
@@ -422,7 +483,7 @@ fn discard(worker: Worker) {
     }
 }
 
-impl<K: Eq + Hash + Clone> State<K> {
+impl<K: PoolKey> State<K> {
     fn finish_starting(&mut self, key: &K) {
         if let Some(starting) = self.starting.get_mut(key) {
             *starting = starting.saturating_sub(1);
@@ -432,12 +493,20 @@ impl<K: Eq + Hash + Clone> State<K> {
         }
     }
 
+    fn drop_empty_queue(&mut self, key: &K) {
+        if self.waiting.get(key).is_some_and(VecDeque::is_empty) {
+            self.waiting.remove(key);
+        }
+    }
+
     fn reserve(&mut self, key: &K) {
         *self.live.entry(key.clone()).or_default() += 1;
         self.total += 1;
     }
 
     fn forget(&mut self, key: &K) {
+        // A slot of the key is free: whoever waits for one of its workers may now start one.
+        self.waiting.remove(key);
         if let Some(live) = self.live.get_mut(key) {
             *live = live.saturating_sub(1);
             if *live == 0 {
@@ -479,7 +548,7 @@ impl<K: Eq + Hash + Clone> State<K> {
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> PooledWorker<K> {
+impl<K: PoolKey> PooledWorker<K> {
     pub async fn call(&mut self, body: &(impl Serialize + ?Sized + Sync)) -> Result<Answer, WorkerError> {
         match self.worker.as_mut() {
             Some(worker) => worker.call(body).await,
@@ -502,7 +571,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> PooledWorker<K> {
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Drop for PooledWorker<K> {
+impl<K: PoolKey> Drop for PooledWorker<K> {
     fn drop(&mut self) {
         if let Some(worker) = self.worker.take() {
             self.pool.release(&self.key, worker);
@@ -510,7 +579,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + Debug + 'static> Drop for PooledWorker
     }
 }
 
-async fn evict_idle_forever<K: Eq + Hash + Clone + Send + Sync + Debug + 'static>(pool: Weak<Inner<K>>) {
+async fn evict_idle_forever<K: PoolKey>(pool: Weak<Inner<K>>) {
     loop {
         let period = match pool.upgrade() {
             Some(inner) => (inner.config.idle_timeout / 4).max(Duration::from_millis(100)),

@@ -270,7 +270,8 @@ async fn prewarmed_workers_are_ready_and_idle_ones_are_evicted() {
         PoolStats {
             idle: 2,
             live: 2,
-            total: 2
+            total: 2,
+            waiting: 0
         }
     );
     pool.evict_idle_older_than(Duration::ZERO);
@@ -279,7 +280,8 @@ async fn prewarmed_workers_are_ready_and_idle_ones_are_evicted() {
         PoolStats {
             idle: 0,
             live: 0,
-            total: 0
+            total: 0,
+            waiting: 0
         }
     );
 }
@@ -322,6 +324,90 @@ async fn a_busy_pool_at_its_cap_makes_callers_wait_then_gives_up() {
     let pid = held.pid();
     drop(held);
     assert_eq!(pool.acquire(&key).await.expect("free again").pid(), pid);
+}
+
+#[tokio::test]
+async fn a_worker_given_back_goes_to_the_oldest_waiting_caller_and_skips_ones_that_gave_up() {
+    let pool = pool(PoolConfig {
+        ready_per_key: 0,
+        max_per_key: 1,
+        acquire_timeout: Duration::from_secs(30),
+        ..PoolConfig::default()
+    });
+    let key = "queue".to_owned();
+    let held = pool.acquire(&key).await.expect("the only worker");
+    let pid = held.pid();
+    let (order, mut served) = tokio::sync::mpsc::unbounded_channel();
+    let mut waiters = Vec::new();
+    let mut quitter = None;
+    for n in 0..7 {
+        let (turn_pool, turn_key, order) = (pool.clone(), key.clone(), order.clone());
+        let waiter = tokio::spawn(async move {
+            let mut worker = turn_pool.acquire(&turn_key).await.expect("a turn");
+            worker.call(&body(r#"{"cmd":"pid"}"#)).await.expect("call").expect("ok");
+            // Reported while still holding the worker, so the order of reports is the order of turns.
+            order.send((n, worker.pid())).expect("report");
+        });
+        // Queued one after the other, so the queue's order is known.
+        eventually("the caller queues", || pool.stats(&key).waiting == n + 1).await;
+        if n == 3 {
+            quitter = Some(waiter);
+        } else {
+            waiters.push(waiter);
+        }
+    }
+    // The fourth caller gives up while it waits: its turn passes to the next one.
+    let quitter = quitter.expect("the fourth caller");
+    quitter.abort();
+    assert!(quitter.await.expect_err("aborted").is_cancelled());
+    drop(held);
+    for waiter in waiters {
+        waiter.await.expect("a waiter");
+    }
+    drop(order);
+    let mut turns = Vec::new();
+    while let Some((n, worker_pid)) = served.recv().await {
+        assert_eq!(worker_pid, pid, "the one worker served everybody");
+        turns.push(n);
+    }
+    assert_eq!(
+        turns,
+        [0, 1, 2, 4, 5, 6],
+        "first come, first served; the caller that gave up is skipped"
+    );
+    assert_eq!(
+        pool.stats(&key),
+        PoolStats {
+            idle: 1,
+            live: 1,
+            total: 1,
+            waiting: 0
+        },
+        "the worker is back, once"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_that_comes_while_the_only_worker_starts_gets_it() {
+    let pool = pool(PoolConfig {
+        ready_per_key: 1,
+        max_per_key: 1,
+        acquire_timeout: Duration::from_secs(30),
+        ..PoolConfig::default()
+    });
+    let key = "warming".to_owned();
+    let warming = {
+        let (pool, key) = (pool.clone(), key.clone());
+        tokio::spawn(async move { pool.prewarm(&key).await })
+    };
+    eventually("the worker is starting", || pool.stats(&key).live == 1).await;
+    // The key is at its most while its worker starts: this caller waits for that worker, not for a timeout.
+    let worker = tokio::time::timeout(Duration::from_secs(20), pool.acquire(&key))
+        .await
+        .expect("handed the started worker long before the acquire timeout")
+        .expect("a worker");
+    assert!(worker.is_healthy());
+    warming.await.expect("prewarm");
 }
 
 #[tokio::test]
@@ -445,7 +531,8 @@ async fn with_a_ready_worker_per_key_a_failed_worker_is_replaced_in_the_backgrou
         PoolStats {
             idle: 1,
             live: 1,
-            total: 1
+            total: 1,
+            waiting: 0
         }
     );
     let mut worker = pool.acquire(&key).await.expect("acquire");
@@ -462,6 +549,7 @@ async fn with_a_ready_worker_per_key_a_failed_worker_is_replaced_in_the_backgrou
                 idle: 1,
                 live: 1,
                 total: 1,
+                waiting: 0,
             }
     })
     .await;
