@@ -148,6 +148,48 @@ struct Case {
     kind: Kind,
     clients: usize,
     measured: Measured,
+    /// The server's own view of the case (from `/metrics`, warm-up included).
+    server: ServerView,
+}
+
+/// What `/metrics` says about a case: the reducer's runs in the workers and the appends that raced.
+#[derive(Default, Clone, Copy)]
+struct ServerView {
+    reducer_runs: f64,
+    reducer_seconds: f64,
+    retries: f64,
+    appends: f64,
+    commits: f64,
+}
+
+impl ServerView {
+    fn since(self, before: ServerView) -> ServerView {
+        ServerView {
+            reducer_runs: self.reducer_runs - before.reducer_runs,
+            reducer_seconds: self.reducer_seconds - before.reducer_seconds,
+            retries: self.retries - before.retries,
+            appends: self.appends - before.appends,
+            commits: self.commits - before.commits,
+        }
+    }
+}
+
+async fn server_view(target: &Arc<Target>) -> anyhow::Result<ServerView> {
+    let body = get(target, "/metrics").await?;
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| {
+        text.lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    Ok(ServerView {
+        reducer_runs: value("hapnd_reducer_duration_seconds_count"),
+        reducer_seconds: value("hapnd_reducer_duration_seconds_sum"),
+        retries: value("hapnd_reducer_retries_total"),
+        appends: value("hapnd_group_commit_requests_sum"),
+        commits: value("hapnd_group_commit_requests_count"),
+    })
 }
 
 fn run(settings: &Settings) -> anyhow::Result<bool> {
@@ -201,7 +243,9 @@ async fn run_cases(target: &Arc<Target>, settings: &Settings) -> anyhow::Result<
         for kind in [Kind::Plain, Kind::Reducer] {
             eprintln!("running {} with {clients} client(s)", kind.label());
             let round = cases.len();
+            let before = server_view(target).await?;
             let (measured, last) = drive(target, settings, kind, clients, round).await?;
+            let server = server_view(target).await?.since(before);
             stored += measured.stored_events;
             if kind == Kind::Reducer
                 && let Some((aggregate, events)) = last
@@ -213,6 +257,7 @@ async fn run_cases(target: &Arc<Target>, settings: &Settings) -> anyhow::Result<
                 kind,
                 clients,
                 measured,
+                server,
             });
         }
     }
@@ -721,7 +766,18 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
         settings.warmup.as_secs_f64(),
         settings.measure.as_secs_f64(),
     );
-    let header = ["case", "clients", "appends/s", "p50", "p99", "p99.9", "errors"];
+    let header = [
+        "case",
+        "clients",
+        "appends/s",
+        "p50",
+        "p99",
+        "p99.9",
+        "reducer run",
+        "retries",
+        "group",
+        "errors",
+    ];
     let mut table = vec![header.map(str::to_owned)];
     for case in cases {
         let m = &case.measured;
@@ -733,6 +789,15 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
             quantile(0.5),
             quantile(0.99),
             quantile(0.999),
+            if case.server.reducer_runs > 0.0 {
+                format_duration(Duration::from_secs_f64(
+                    case.server.reducer_seconds / case.server.reducer_runs,
+                ))
+            } else {
+                "-".to_owned()
+            },
+            format!("{:.3}", case.server.retries / case.server.appends.max(1.0)),
+            format!("{:.1}", case.server.appends / case.server.commits.max(1.0)),
             if m.errors > 0 {
                 format!("{} !!!", m.errors)
             } else {
@@ -755,7 +820,11 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
         }
         println!("{}", line.trim_end());
     }
-    println!("latency: per append, send to last byte of the answer.");
+    println!(
+        "latency: per append, send to last byte of the answer. reducer run: the server's mean time for one run in a \
+         jailed worker (round trip and waiting for a free worker included); retries: reducer runs again because the \
+         aggregate moved, per append; group: appends per group commit."
+    );
     println!("targets:");
     for verdict in verdicts(settings, cases) {
         println!("  {verdict}");
