@@ -40,17 +40,49 @@ internal sealed class KeyedStates(StateOps ops, IReadOnlyDictionary<string, stri
     /// </summary>
     public void Fold(List<(string Key, Event Event)> rows, ref long? eventIndex)
     {
-        foreach (var (key, @event) in rows)
+        // The state being folded stays in locals while the rows keep its key (a reducer's replay is one key, and
+        // the row scanner hands out one string for a repeated key), and goes back to the table when the key changes.
+        string? key = null;
+        object? state = null;
+        var applied = false;
+        var index = Folded;
+        try
         {
-            var index = Folded;
-            eventIndex = index;
-            if (!_states.TryGetValue(key, out var current))
+            foreach (var (rowKey, @event) in rows)
             {
-                current = (ops.Deserialize(given.GetValueOrDefault(key)), index);
-                _order.Add(key);
+                eventIndex = index;
+                if (!ReferenceEquals(rowKey, key) && !string.Equals(rowKey, key, StringComparison.Ordinal))
+                {
+                    if (applied)
+                    {
+                        _states[key!] = (state, index - 1);
+                    }
+                    key = rowKey;
+                    applied = false;
+                    if (_states.TryGetValue(key, out var current))
+                    {
+                        state = current.State;
+                    }
+                    else
+                    {
+                        state = ops.Deserialize(given.GetValueOrDefault(key));
+                        _order.Add(key);
+                        // Known from now on, even if its first event throws.
+                        _states[key] = (state, index);
+                    }
+                }
+                state = ops.Apply(state, @event);
+                applied = true;
+                index++;
             }
-            _states[key] = (ops.Apply(current.State, @event), index);
-            Folded = index + 1;
+        }
+        finally
+        {
+            if (applied)
+            {
+                _states[key!] = (state, index - 1);
+            }
+            Folded = index;
         }
         eventIndex = null;
     }

@@ -28,7 +28,8 @@ namespace Hapnd.Worker;
 /// answered <c>noSession</c>.</item>
 /// </list>
 /// <c>timingsUs</c> says where a batch's time went in the worker: <c>read</c> (the request), <c>apply</c> (user code),
-/// <c>write</c>, and before it <c>waitBefore</c> (waiting for the request) and <c>transfer</c> (receiving it).
+/// <c>write</c>, and before it <c>waitBefore</c> (waiting for the request), <c>transfer</c> (receiving it),
+/// <c>sendBefore</c> (writing the answer before it) and <c>gapBefore</c> (between that write and this read).
 /// Error kinds: <c>userException</c> (detail: exceptionType, eventIndex), <c>outOfMemory</c>, <c>badSignature</c>,
 /// <c>badArtifact</c>, <c>notLoaded</c>, <c>noSession</c>, <c>badRequest</c>.
 /// </summary>
@@ -257,6 +258,8 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         writer.WriteNumber("write", Micros(applied, done));
         writer.WriteNumber("waitBefore", (long)frames.LastWait.TotalMicroseconds);
         writer.WriteNumber("transfer", (long)frames.LastTransfer.TotalMicroseconds);
+        writer.WriteNumber("sendBefore", (long)frames.LastSend.TotalMicroseconds);
+        writer.WriteNumber("gapBefore", (long)frames.LastGap.TotalMicroseconds);
         writer.WriteEndObject();
         writer.WriteEndObject();
         frames.EndOk(writer);
