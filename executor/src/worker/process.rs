@@ -263,8 +263,10 @@ impl Worker {
     }
 
     /// Waits for the answer to the oldest request in flight ([`Worker::send`]), at most the spec's request
-    /// timeout from when the worker could start it: its sending, or the answer before it, whichever came later.
-    /// A timeout kills the worker with every request it still had.
+    /// timeout from when the worker could start it: its sending, or the arrival of the answer before it, whichever
+    /// came later (the worker runs one request at a time, so a request queued behind another is not charged for
+    /// it; an answer read late only lengthens the next one's allowance, never shortens it). A timeout kills the
+    /// worker with every request it still had.
     ///
     /// Dropping the future before it completes leaves the worker unable to serve again (its stream may stand
     /// inside a frame): the next call kills it.
