@@ -27,7 +27,9 @@ use super::protocol::{
     StatesResponse, WorkerEvent,
 };
 
-/// Batches of a replay in flight at once: one the worker runs, one waiting in its input.
+/// Batches of a replay in flight at once: one the worker runs, one waiting in its input. With the end of the
+/// replay behind them, a worker holds up to `REPLAY_DEPTH + 1` requests (`WorkerConfig::max_in_flight`, 4 by
+/// default).
 pub const REPLAY_DEPTH: usize = 2;
 
 /// Which workers serve a call: the caller's scope and the artifact's address.
