@@ -18,4 +18,6 @@ pub use jail_user::{DEFAULT_JAIL_GID, DEFAULT_JAIL_UID};
 pub use sandbox::{Ended, Jail, Outcome, RunOutput, Sandbox, SandboxConfig, SandboxError};
 pub use spawn::{SpawnError, StdioMode};
 pub use spec::{Limits, SandboxSpec, Scratch};
-pub use worker::{Answer, Pool, PoolConfig, PoolError, ProtocolViolation, Worker, WorkerConfig, WorkerError};
+pub use worker::{
+    Answer, Pool, PoolConfig, PoolError, PooledWorker, ProtocolViolation, RequestId, Worker, WorkerConfig, WorkerError,
+};

@@ -1,7 +1,8 @@
 //! The C# side's benchmark, everything jailed (`cargo bench -p hapnd-server --bench dotnet`, as root): compile time of
 //! the reducer (cold: a new compiler process; warm: the same process again), the round trip of one `apply`
-//! through a warm jailed worker, and batched replay through the worker against the ceiling, the same `Apply` called
-//! in a plain loop in one jailed process (`dotnet-host/bench/Hapnd.Bench`), in one run.
+//! through a warm jailed worker, and replay through the worker (batches pipelined into a session that keeps the
+//! state in the worker) against the ceiling, the same `Apply` called in a plain loop in one jailed process
+//! (`dotnet-host/bench/Hapnd.Bench`), in one run: the two take turns, so both are measured under the same load.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hapnd_executor::{Outcome, PoolConfig, Sandbox, SandboxConfig};
+use hapnd_executor::{PoolConfig, Sandbox, SandboxConfig, Worker, WorkerConfig};
 use hapnd_policy::signing::ArtifactSigner;
 use hapnd_server::runtime::protocol::{BatchStep, EncodedRows, WorkerEvent};
 use hapnd_server::runtime::workers::WorkerKey;
@@ -24,6 +25,9 @@ const WARM_COMPILES: usize = 30;
 const APPLIES: usize = 5_000;
 const REPLAY_EVENTS: usize = 100_000;
 const BATCH: usize = 4_000;
+/// Turns of the replay (each the whole stream) and of the ceiling (each this many rounds), alternating.
+const REPLAY_ROUNDS: usize = 10;
+const CEILING_ROUNDS_PER_TURN: usize = 6;
 
 /// The example, the same file the legitimate-program tests run.
 const REDUCER: &str = include_str!("../../tests/legit/order_reducer.cs");
@@ -132,9 +136,10 @@ async fn run() -> anyhow::Result<()> {
         state = Some(next);
     }
 
-    // Replay: the whole stream in batches, the state kept in the worker within a batch. As a replay reading the
-    // store would, the next batch is read and its rows encoded on another thread while the worker runs the current
-    // one (only the state, small, waits for the answer).
+    // Replay: the whole stream in batches through one worker that keeps the state between them (a replay
+    // session), pipelined: the next batch is sent while the worker runs the current one, so it finds it waiting.
+    // As a replay reading the store would, the batch after that is read and its rows encoded on another thread
+    // meanwhile.
     let encode_on_the_side = |range: std::ops::Range<usize>| {
         let events = events.clone();
         tokio::task::spawn_blocking(move || {
@@ -147,10 +152,53 @@ async fn run() -> anyhow::Result<()> {
         .step_by(BATCH)
         .map(|start| start..(start + BATCH).min(REPLAY_EVENTS))
         .collect();
+    // The ceiling: the same Apply in a plain loop in one jailed process, which takes turns with the replay (a round
+    // of one, then a few of the other), so both see the same machine: it is shared, and its load comes and goes.
+    let (mut ceiling, _ceiling_files) = start_ceiling(&sandbox, &host, &artifacts, &artifact.dll, &events).await?;
+    let mut ceiling_rate = 0.0_f64;
+    let mut ceiling_state = String::new();
     let mut best_batched = Duration::MAX;
     let mut batched_state = String::new();
     let mut inside = BTreeMap::<String, u64>::new();
-    for _ in 0..10 {
+    let mut waited_for_rows = Duration::ZERO;
+    let mut best_round_trips = Duration::MAX;
+    let mut inside_round_trips = BTreeMap::<String, u64>::new();
+    for _ in 0..REPLAY_ROUNDS {
+        let answer = ceiling
+            .call(&serde_json::json!({ "cmd": "fold", "rounds": CEILING_ROUNDS_PER_TURN }))
+            .await?
+            .map_err(|e| anyhow::anyhow!("the ceiling failed: {e:?}"))?;
+        let answer: serde_json::Value = serde_json::from_str(answer.get())?;
+        ceiling_rate = ceiling_rate.max(answer["eventsPerSecond"].as_f64().unwrap_or(0.0));
+        ceiling_state = answer["state"].to_string();
+
+        let started = Instant::now();
+        let mut waited = Duration::ZERO;
+        let mut replay = workers.replay(&key, BTreeMap::new()).await?;
+        let mut next = Some(encode_on_the_side(batches[0].clone()));
+        for index in 0..batches.len() {
+            let waiting = Instant::now();
+            let rows = next.take().expect("encoded ahead").await??;
+            waited += waiting.elapsed();
+            next = batches.get(index + 1).cloned().map(encode_on_the_side);
+            replay.push(&rows).await?;
+        }
+        let mut outcome = replay.finish().await?;
+        let took = started.elapsed();
+        anyhow::ensure!(outcome.events == REPLAY_EVENTS as u64, "every event was replayed");
+        if took < best_batched {
+            best_batched = took;
+            inside = std::mem::take(&mut outcome.timings_us);
+            waited_for_rows = waited;
+        }
+        batched_state = outcome
+            .states
+            .remove("")
+            .map(|s| s.get().to_owned())
+            .unwrap_or_default();
+
+        // The same replay one round trip per batch (`apply_batch`: the state sent with each batch and back), as
+        // replays ran before sessions, for comparison in the same run.
         let started = Instant::now();
         let mut state: Option<Box<RawValue>> = None;
         let mut round = BTreeMap::<String, u64>::new();
@@ -166,13 +214,17 @@ async fn run() -> anyhow::Result<()> {
             state = out.states.remove("");
         }
         let took = started.elapsed();
-        if took < best_batched {
-            best_batched = took;
-            inside = round;
+        if took < best_round_trips {
+            best_round_trips = took;
+            inside_round_trips = round;
         }
-        batched_state = state.map(|s| s.get().to_owned()).unwrap_or_default();
+        anyhow::ensure!(
+            state.as_deref().map(RawValue::get) == Some(batched_state.as_str()),
+            "batch by batch and the session disagree"
+        );
     }
     let batched_rate = REPLAY_EVENTS as f64 / best_batched.as_secs_f64();
+    let round_trips_rate = REPLAY_EVENTS as f64 / best_round_trips.as_secs_f64();
 
     // The server's share of a batch: serializing the request (what the worker then parses).
     let serialize_started = Instant::now();
@@ -181,17 +233,13 @@ async fn run() -> anyhow::Result<()> {
     for chunk in wire.chunks(BATCH) {
         let steps: Vec<BatchStep> = chunk.iter().map(|event| BatchStep { key: "", event }).collect();
         let rows = EncodedRows::encode(&steps)?;
-        let request = hapnd_server::runtime::protocol::ApplyBatchRequest {
-            states: BTreeMap::from([("", None)]),
-            events: &rows,
-        };
+        let request = hapnd_server::runtime::protocol::SessionBatchRequest { events: &rows };
         hapnd_executor::worker::protocol::encode_request(&mut frame, 1, &request)?;
         request_bytes += frame.len();
     }
     let serialize_ns = serialize_started.elapsed().as_secs_f64() * 1e9 / REPLAY_EVENTS as f64;
 
-    // The ceiling: the same Apply in a plain loop in one jailed process.
-    let (ceiling_rate, ceiling_state) = ceiling(&sandbox, &host, &artifacts, &artifact.dll, &events).await?;
+    ceiling.shutdown().await;
     anyhow::ensure!(
         serde_json::from_str::<serde_json::Value>(&ceiling_state)?
             == serde_json::from_str::<serde_json::Value>(&batched_state)?,
@@ -246,33 +294,64 @@ async fn run() -> anyhow::Result<()> {
         verdict(batched_rate / ceiling_rate >= 0.30)
     );
     println!(
+        "{:<34} {:>12.0} {:>11.0}%",
+        "  batch by batch, state resent",
+        round_trips_rate,
+        round_trips_rate / ceiling_rate * 100.0
+    );
+    println!(
         "{:<34} {:>12.0} {:>11}%",
         "ceiling: in-process loop (jailed)", ceiling_rate, 100
     );
     let per_event = |us: u64| us as f64 * 1000.0 / REPLAY_EVENTS as f64;
-    let part = |name: &str| per_event(inside.get(name).copied().unwrap_or(0));
-    let total_ns = best_batched.as_secs_f64() * 1e9 / REPLAY_EVENTS as f64;
-    let worker_ns = part("read") + part("apply") + part("write") + part("waitBefore") + part("transfer");
+    let breakdown = |timings: &BTreeMap<String, u64>, took: Duration| {
+        let part = |name: &str| per_event(timings.get(name).copied().unwrap_or(0));
+        let total_ns = took.as_secs_f64() * 1e9 / REPLAY_EVENTS as f64;
+        let worker_parts = [
+            "read",
+            "apply",
+            "write",
+            "waitBefore",
+            "transfer",
+            "sendBefore",
+            "gapBefore",
+        ];
+        let worker_ns: f64 = worker_parts.iter().map(|name| part(name)).sum();
+        format!(
+            "{total_ns:.0} ns; in the worker {:.0} read, {:.0} Apply, {:.0} write, {:.0} waiting for and {:.0} receiving the batch, {:.0} answering, {:.0} between requests; {:.0} outside the worker",
+            part("read"),
+            part("apply"),
+            part("write"),
+            part("waitBefore"),
+            part("transfer"),
+            part("sendBefore"),
+            part("gapBefore"),
+            (total_ns - worker_ns).max(0.0),
+        )
+    };
     println!(
-        "replay per event: {total_ns:.0} ns; in the worker {:.0} read, {:.0} Apply, {:.0} write, {:.0} waiting for and {:.0} receiving the batch; {:.0} neither (scheduling); rows of {} bytes encoded in {serialize_ns:.0} ns, while the worker runs the previous batch",
-        part("read"),
-        part("apply"),
-        part("write"),
-        part("waitBefore"),
-        part("transfer"),
-        (total_ns - worker_ns).max(0.0),
+        "replay per event: {} (start, end, scheduling); the supervisor waited {:.0} for rows, encoded ({} bytes) in {serialize_ns:.0} on another thread and sent while the worker runs the batch before ({} in flight, the state kept in the worker)",
+        breakdown(&inside, best_batched),
+        waited_for_rows.as_secs_f64() * 1e9 / REPLAY_EVENTS as f64,
         request_bytes / REPLAY_EVENTS,
+        hapnd_server::runtime::workers::REPLAY_DEPTH,
+    );
+    println!(
+        "batch by batch per event: {} (the supervisor's turn between batches)",
+        breakdown(&inside_round_trips, best_round_trips),
     );
     Ok(())
 }
 
-async fn ceiling(
+/// Starts the ceiling (`dotnet-host/bench/Hapnd.Bench`) in a jail over the artifact and the events, written to a
+/// folder the jail can read (kept until the returned guard is dropped).
+async fn start_ceiling(
     sandbox: &Arc<Sandbox>,
     host: &DotnetHost,
     artifacts: &Path,
     dll: &[u8],
     events: &[Event],
-) -> anyhow::Result<(f64, String)> {
+) -> anyhow::Result<(Worker, tempfile::TempDir)> {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::Builder::new().prefix("hapnd-bench-").tempdir()?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
@@ -291,29 +370,18 @@ async fn ceiling(
         dll_path.to_string_lossy().into_owned(),
         "OrderReducer".into(),
         events_path.to_string_lossy().into_owned(),
-        "60".into(),
     ];
     spec.read_only.extend([bench_dir, dir.path().to_owned()]);
     spec.limits.request_timeout = Duration::from_secs(120);
-    let output = sandbox.run(spec, Vec::new()).await?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    anyhow::ensure!(
-        output.ended.outcome == Outcome::Exited(0),
-        "the ceiling run failed: {:?} {stdout} {}",
-        output.ended.outcome,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let line = stdout.lines().next().unwrap_or_default();
-    let rate = line
-        .strip_prefix("events_per_second=")
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse::<f64>().ok())
-        .ok_or_else(|| anyhow::anyhow!("unexpected ceiling output: {line}"))?;
-    let state = line
-        .split_once(" state=")
-        .map(|(_, s)| s.to_owned())
-        .unwrap_or_default();
-    Ok((rate, state))
+    let config = WorkerConfig {
+        // It reads and parses the events before its hello.
+        handshake_timeout: Duration::from_secs(60),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::start(sandbox, spec, config)
+        .await
+        .map_err(|e| anyhow::anyhow!("start the ceiling: {e}"))?;
+    Ok((worker, dir))
 }
 
 struct Event {

@@ -1,5 +1,6 @@
 //! Every program in `tests/legit/` compiles and, run by the jailed worker over `NAME.events.json`, gives
-//! `NAME.expected.json`: one event at a time and in one batch alike. A reducer's expectation is its final state; a
+//! `NAME.expected.json`: one event at a time, in one batch, and in a pipelined replay of small batches (the states
+//! kept in the worker between them) alike. A reducer's expectation is its final state; a
 //! projection's is an object of key → final state.
 
 use std::collections::BTreeMap;
@@ -69,6 +70,16 @@ async fn legitimate_programs_give_the_expected_state_through_the_jailed_worker()
             .expect("applyBatch")
             .states;
 
+        // A replay in batches of a few events, each sent while the worker runs the one before, the states kept in
+        // the worker from batch to batch.
+        let mut replay = workers.replay(&key, BTreeMap::new()).await.expect("replay");
+        for chunk in steps.chunks(REPLAY_BATCH) {
+            let rows = EncodedRows::encode(chunk).expect("rows");
+            replay.push(&rows).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let replayed = replay.finish().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(replayed.events, steps.len() as u64, "{name}: every event replayed");
+
         let as_json = |states: &BTreeMap<String, Box<serde_json::value::RawValue>>| -> Value {
             let parsed: BTreeMap<&String, Value> = states
                 .iter()
@@ -81,8 +92,16 @@ async fn legitimate_programs_give_the_expected_state_through_the_jailed_worker()
         };
         assert_eq!(as_json(&one_by_one), expected, "{name}, one event at a time");
         assert_eq!(as_json(&batched), expected, "{name}, in one batch");
+        assert_eq!(
+            as_json(&replayed.states),
+            expected,
+            "{name}, in a pipelined replay of batches of {REPLAY_BATCH}"
+        );
     }
 }
+
+/// Small enough that every fixture's replay has several batches, so several are in flight.
+const REPLAY_BATCH: usize = 3;
 
 #[tokio::test]
 async fn the_issue_example_compiles_and_reports_what_it_found() {

@@ -8,5 +8,6 @@ mod containment;
 mod dotnet_build;
 mod hostile;
 mod legit;
+mod replay;
 mod signatures;
 mod support;

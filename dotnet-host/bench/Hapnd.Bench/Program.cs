@@ -2,13 +2,17 @@ using System.Diagnostics;
 using System.Runtime.Loader;
 using System.Text.Json;
 using Hapnd.Projections.Contracts;
+using Hapnd.Protocol;
 
-// Usage: Hapnd.Bench.dll ARTIFACT.dll CLASS EVENTS.json ROUNDS
-// Folds the events (the HTTP API's event shape) through the reducer ROUNDS times in one process and prints
-// `events_per_second=N state=JSON` for the fastest round.
-if (args.Length != 4)
+// Usage: Hapnd.Bench.dll ARTIFACT.dll CLASS EVENTS.json
+// Loads the events (the HTTP API's event shape) and the reducer, then speaks the executor's framed protocol on
+// stdin/stdout: each request `{"cmd":"fold","rounds":N}` folds the events through the reducer N times, each round a
+// plain loop, and answers `{"eventsPerSecond":R,"state":JSON}` for the fastest round. Between requests it does
+// nothing, so the benchmark can alternate rounds of this ceiling with rounds of the replay through the worker and
+// both see the same machine.
+if (args.Length != 3)
 {
-    Console.Error.WriteLine("usage: Hapnd.Bench.dll ARTIFACT.dll CLASS EVENTS.json ROUNDS");
+    Console.Error.WriteLine("usage: Hapnd.Bench.dll ARTIFACT.dll CLASS EVENTS.json");
     return 2;
 }
 var context = new AssemblyLoadContext("bench", isCollectible: true);
@@ -27,18 +31,31 @@ var events = document.RootElement.EnumerateArray().Select(e => new Event
     // As the worker gives it in a replay: UTF-8 bytes, read by GetData without a document.
     DataUtf8 = System.Text.Encoding.UTF8.GetBytes(e.GetProperty("data").GetRawText()),
 }).ToArray();
-var rounds = int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture);
-var best = double.MaxValue;
-string last = "";
-for (var round = 0; round < rounds; round++)
+
+var frames = new Frames(Console.OpenStandardInput(), Console.OpenStandardOutput());
+frames.SendHello();
+while (frames.ReadFrame() is { } frame)
 {
-    // A method per round: called again and again, it reaches the JIT's top tier (with its profile) like the
-    // worker's batch loop does, instead of running as on-stack-replaced code of one long loop.
-    var clock = Stopwatch.StartNew();
-    last = Fold(reducer, events);
-    best = Math.Min(best, clock.Elapsed.TotalSeconds);
+    using var request = Requests.Open(frame, out var id, out var body);
+    var rounds = body.GetProperty("rounds").GetInt32();
+    var best = double.MaxValue;
+    var last = "";
+    for (var round = 0; round < rounds; round++)
+    {
+        // A method per round: called again and again, it reaches the JIT's top tier (with its profile) like the
+        // worker's batch loop does, instead of running as on-stack-replaced code of one long loop.
+        var clock = Stopwatch.StartNew();
+        last = Fold(reducer, events);
+        best = Math.Min(best, clock.Elapsed.TotalSeconds);
+    }
+    var writer = frames.StartOk(id);
+    writer.WriteStartObject();
+    writer.WriteNumber("eventsPerSecond", events.Length / best);
+    writer.WritePropertyName("state");
+    writer.WriteRawValue(last);
+    writer.WriteEndObject();
+    frames.EndOk(writer);
 }
-Console.WriteLine($"events_per_second={events.Length / best:F0} state={last}");
 return 0;
 
 static string Fold(IReducer reducer, Event[] events)

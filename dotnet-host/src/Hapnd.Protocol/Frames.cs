@@ -48,6 +48,7 @@ public sealed class Frames
     public ReadOnlyMemory<byte>? ReadFrame()
     {
         var waitStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+        LastGap = _lastSent == 0 ? TimeSpan.Zero : System.Diagnostics.Stopwatch.GetElapsedTime(_lastSent, waitStarted);
         if (!ReadExactly(_header, allowEnd: true))
         {
             return null;
@@ -73,6 +74,14 @@ public sealed class Frames
 
     /// <summary>How long the last frame took to arrive once it began (the pipe's share).</summary>
     public TimeSpan LastTransfer { get; private set; }
+
+    /// <summary>How long the frame sent before the last read took to write (the previous answer).</summary>
+    public TimeSpan LastSend { get; private set; }
+
+    /// <summary>The time between the end of that write and the start of the last read (the worker's own loop).</summary>
+    public TimeSpan LastGap { get; private set; }
+
+    private long _lastSent;
 
     /// <summary>Starts a response frame for request <paramref name="id"/>; the caller writes the <c>ok</c> value.</summary>
     public Utf8JsonWriter StartOk(ulong id)
@@ -124,8 +133,11 @@ public sealed class Frames
     {
         writer.Flush();
         var frame = _buffer.WrittenFrame();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         _output.Write(frame.Span);
         _output.Flush();
+        _lastSent = System.Diagnostics.Stopwatch.GetTimestamp();
+        LastSend = System.Diagnostics.Stopwatch.GetElapsedTime(started, _lastSent);
     }
 
     private bool ReadExactly(Span<byte> target, bool allowEnd)

@@ -21,6 +21,9 @@ internal sealed class BatchBody
 
     public string? Command { get; private set; }
 
+    /// <summary>An <c>applyBatch</c> into the open replay session (<c>"session":true</c>) rather than given states.</summary>
+    public bool Session { get; private set; }
+
     /// <summary>The states given, key → JSON text (null: none yet).</summary>
     public Dictionary<string, string?> States { get; } = new(StringComparer.Ordinal);
 
@@ -57,6 +60,11 @@ internal sealed class BatchBody
             {
                 reader.Read();
                 Command = reader.GetString();
+            }
+            else if (reader.ValueTextEquals("session"u8))
+            {
+                reader.Read();
+                Session = reader.GetBoolean();
             }
             else if (reader.ValueTextEquals("states"u8))
             {

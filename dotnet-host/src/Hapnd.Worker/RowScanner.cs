@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Text;
 using System.Text;
 using System.Text.Json;
@@ -106,19 +107,28 @@ internal ref struct RowScanner
     {
         var start = _at;
         Expect((byte)'"', what);
-        while (_at < _json.Length)
+        var at = _at;
+        while (true)
         {
-            var c = _json[_at++];
-            if (c == (byte)'"')
+            var found = _json[at..].IndexOfAny((byte)'"', (byte)'\\');
+            if (found < 0)
             {
+                _at = _json.Length;
+                throw Bad(what);
+            }
+            at += found;
+            if (_json[at] == (byte)'"')
+            {
+                _at = at + 1;
                 return _json[start.._at];
             }
-            if (c == (byte)'\\')
+            at += 2;
+            if (at >= _json.Length)
             {
-                _at++;
+                _at = _json.Length;
+                throw Bad(what);
             }
         }
-        throw Bad(what);
     }
 
     /// <summary>Any JSON value: where it ends, found by depth with strings skipped.</summary>
@@ -126,8 +136,15 @@ internal ref struct RowScanner
     {
         var start = _at;
         var depth = 0;
-        while (_at < _json.Length)
+        while (true)
         {
+            var found = _json[_at..].IndexOfAny(Structural);
+            if (found < 0)
+            {
+                _at = _json.Length;
+                break;
+            }
+            _at += found;
             var c = _json[_at];
             if (c == (byte)'"')
             {
@@ -155,7 +172,7 @@ internal ref struct RowScanner
                     return _json[start.._at];
                 }
             }
-            else if (c == (byte)',' && depth == 0)
+            else if (depth == 0)
             {
                 break;
             }
@@ -163,6 +180,9 @@ internal ref struct RowScanner
         }
         return _at > start && depth == 0 ? _json[start.._at] : throw Bad(what);
     }
+
+    /// <summary>The bytes a value's end is found by: strings are skipped whole, brackets counted.</summary>
+    private static readonly SearchValues<byte> Structural = SearchValues.Create("\"{}[],"u8);
 
     private long Integer(string what)
     {

@@ -17,15 +17,31 @@ namespace Hapnd.Worker;
 /// A row is <c>[key, eventId, aggregateId, aggregateType, eventType, version, globalPosition, timestampMicros, data,
 /// metadata, correlationId, causationId]</c>.</item>
 /// <item><c>{"cmd":"resolveKeys","events":[ROW...]}</c> → <c>{"keys":["..."|null]}</c> (the rows' keys are ignored).</item>
+/// <item>A replay session keeps the keyed states in the worker from one batch to the next, so the supervisor can
+/// send the next batch before the current one is answered (nothing it needs comes back in between):
+/// <c>{"cmd":"replayBegin","states":{"key":JSON|null}}</c> → <c>{}</c> opens it (replacing any open one);
+/// <c>{"cmd":"applyBatch","session":true,"events":[ROW...]}</c> → <c>{"keys":N,"timingsUs":{...}}</c> folds a batch
+/// into it (no <c>states</c>: they were given at the start); <c>{"cmd":"replayEnd"}</c> →
+/// <c>{"states":{"key":JSON},"timingsUs":{"write"}}</c> closes it with the final state of every key its events
+/// touched, as one <c>applyBatch</c> of all of them would. A session's <c>eventIndex</c> counts from its first
+/// event. Any error answer (and a <c>load</c>) ends the open session, so the batches sent behind a failed one are
+/// answered <c>noSession</c>.</item>
 /// </list>
 /// <c>timingsUs</c> says where a batch's time went in the worker: <c>read</c> (the request), <c>apply</c> (user code),
-/// <c>write</c>, and before it <c>waitBefore</c> (waiting for the request) and <c>transfer</c> (receiving it).
+/// <c>write</c>, and before it <c>waitBefore</c> (waiting for the request), <c>transfer</c> (receiving it),
+/// <c>sendBefore</c> (writing the answer before it) and <c>gapBefore</c> (between that write and this read).
 /// Error kinds: <c>userException</c> (detail: exceptionType, eventIndex), <c>outOfMemory</c>, <c>badSignature</c>,
-/// <c>badArtifact</c>, <c>notLoaded</c>, <c>badRequest</c>.
+/// <c>badArtifact</c>, <c>notLoaded</c>, <c>noSession</c>, <c>badRequest</c>.
 /// </summary>
 internal sealed class WorkerService(ArtifactVerifier verifier)
 {
+    private static readonly HashSet<string> Known =
+        ["load", "apply", "resolveKey", "applyBatch", "resolveKeys", "replayBegin", "replayEnd"];
+
     private LoadedArtifact? _artifact;
+
+    /// <summary>The open replay session's states, if one is open.</summary>
+    private KeyedStates? _session;
 
     public void Handle(Frames frames, ReadOnlyMemory<byte> frame)
     {
@@ -36,19 +52,24 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         {
             var request = BatchBody.Read(frame, out id);
             var command = request.Command;
-            if (command is not ("load" or "apply" or "resolveKey" or "applyBatch" or "resolveKeys"))
+            if (command is null || !Known.Contains(command))
             {
-                frames.SendError(id, "badRequest", $"unknown command '{command}'");
+                SendError(frames, id, "badRequest", $"unknown command '{command}'");
                 return;
             }
             if (command != "load" && _artifact is null)
             {
-                frames.SendError(id, "notLoaded", "no artifact is loaded: send load first");
+                SendError(frames, id, "notLoaded", "no artifact is loaded: send load first");
                 return;
             }
             if (BatchBody.Commands.Contains(command))
             {
                 RunBatch(frames, id, request, _artifact!, received);
+                return;
+            }
+            if (command is "replayBegin" or "replayEnd")
+            {
+                RunSession(frames, id, request, _artifact!);
                 return;
             }
             using var document = JsonDocument.Parse(request.Body);
@@ -64,7 +85,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         catch (Exception error) when (error is JsonException or KeyNotFoundException or InvalidOperationException
             or FormatException)
         {
-            frames.SendError(id, "badRequest", $"the request cannot be read: {error.Message}");
+            SendError(frames, id, "badRequest", $"the request cannot be read: {error.Message}");
         }
     }
 
@@ -74,9 +95,10 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         var signature = body.GetProperty("signature").GetBytesFromBase64();
         var className = body.GetProperty("className").GetString() ?? "";
         var kind = body.GetProperty("kind").GetString() ?? "";
+        _session = null;
         if (!verifier.Verify(dll, signature))
         {
-            frames.SendError(id, "badSignature", "the artifact's signature does not verify: it was not signed by this server, or it was changed");
+            SendError(frames, id, "badSignature", "the artifact's signature does not verify: it was not signed by this server, or it was changed");
             return;
         }
         LoadedArtifact loaded;
@@ -86,7 +108,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         }
         catch (ArtifactException error)
         {
-            frames.SendError(id, "badArtifact", error.Message);
+            SendError(frames, id, "badArtifact", error.Message);
             return;
         }
         catch (Exception error)
@@ -105,10 +127,10 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         frames.EndOk(writer);
     }
 
-    private static void Run(Frames frames, ulong id, string command, JsonElement body, LoadedArtifact artifact)
+    private void Run(Frames frames, ulong id, string command, JsonElement body, LoadedArtifact artifact)
     {
         // Everything is read before user code runs, so a malformed request never looks like a user error.
-        int? eventIndex = null;
+        long? eventIndex = null;
         try
         {
             switch (command)
@@ -150,9 +172,9 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         }
     }
 
-    private static void RunBatch(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, long received)
+    private void RunBatch(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, long received)
     {
-        int? eventIndex = null;
+        long? eventIndex = null;
         try
         {
             if (batch.Command == "resolveKeys")
@@ -170,7 +192,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         }
     }
 
-    private static void ResolveKeys(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, ref int? eventIndex)
+    private static void ResolveKeys(Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, ref long? eventIndex)
     {
         var projection = ProjectionOf(artifact);
         var keys = new string?[batch.Rows.Count];
@@ -191,61 +213,101 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         frames.EndOk(writer);
     }
 
-    private static void ApplyBatch(
-        Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, long received, ref int? eventIndex)
+    private void ApplyBatch(
+        Frames frames, ulong id, BatchBody batch, LoadedArtifact artifact, long received, ref long? eventIndex)
     {
-        var given = batch.States;
-        var steps = batch.Rows;
         var parsed = System.Diagnostics.Stopwatch.GetTimestamp();
-        Func<string?, object?> deserialize = artifact.Reducer is { } r ? r.DeserializeState : artifact.Projection!.DeserializeState;
-        Func<object?, Event, object?> apply = artifact.Reducer is { } r2 ? r2.ApplyBoxed : artifact.Projection!.ApplyBoxed;
-        Func<object?, string> serialize = artifact.Reducer is { } r3 ? r3.SerializeState : artifact.Projection!.SerializeState;
-
-        // Each key's state and the last event that changed it (the event a failure to write it is reported at),
-        // in the order the keys first appear.
-        var states = new Dictionary<string, (object? State, int LastEvent)>(StringComparer.Ordinal);
-        var order = new List<string>();
-        for (var i = 0; i < steps.Count; i++)
+        KeyedStates states;
+        if (batch.Session)
         {
-            eventIndex = i;
-            var (key, @event) = steps[i];
-            if (!states.TryGetValue(key, out var current))
+            if (_session is null)
             {
-                current = (deserialize(given.GetValueOrDefault(key)), i);
-                order.Add(key);
+                SendError(frames, id, "noSession", "no replay session is open: send replayBegin first (an error ends a session)");
+                return;
             }
-            states[key] = (apply(current.State, @event), i);
+            if (batch.States.Count > 0)
+            {
+                SendError(frames, id, "badRequest", "a session's states are given at replayBegin, not with its batches");
+                return;
+            }
+            states = _session;
         }
-        eventIndex = null;
-        var applied = System.Diagnostics.Stopwatch.GetTimestamp();
-        var serialized = new List<(string, string)>(order.Count);
-        foreach (var key in order)
+        else
         {
-            var (state, lastEvent) = states[key];
-            eventIndex = lastEvent;
-            serialized.Add((key, serialize(state)));
+            states = new KeyedStates(OpsOf(artifact), batch.States);
         }
+        states.Fold(batch.Rows, ref eventIndex);
+        var applied = System.Diagnostics.Stopwatch.GetTimestamp();
+        var serialized = batch.Session ? null : states.Serialize(ref eventIndex);
         var writer = frames.StartOk(id);
         writer.WriteStartObject();
-        writer.WriteStartObject("states");
-        foreach (var (key, json) in serialized)
+        if (serialized is null)
         {
-            writer.WritePropertyName(key);
-            writer.WriteRawValue(json, skipInputValidation: true);
+            writer.WriteNumber("keys", states.Count);
         }
-        writer.WriteEndObject();
+        else
+        {
+            writer.WritePropertyName("states");
+            KeyedStates.Write(writer, serialized);
+        }
         // Where the batch's time went inside the worker: reading the request, user code, writing the states.
         var done = System.Diagnostics.Stopwatch.GetTimestamp();
         writer.WriteStartObject("timingsUs");
-        writer.WriteNumber("read", (long)System.Diagnostics.Stopwatch.GetElapsedTime(received, parsed).TotalMicroseconds);
-        writer.WriteNumber("apply", (long)System.Diagnostics.Stopwatch.GetElapsedTime(parsed, applied).TotalMicroseconds);
-        writer.WriteNumber("write", (long)System.Diagnostics.Stopwatch.GetElapsedTime(applied, done).TotalMicroseconds);
+        writer.WriteNumber("read", Micros(received, parsed));
+        writer.WriteNumber("apply", Micros(parsed, applied));
+        writer.WriteNumber("write", Micros(applied, done));
         writer.WriteNumber("waitBefore", (long)frames.LastWait.TotalMicroseconds);
         writer.WriteNumber("transfer", (long)frames.LastTransfer.TotalMicroseconds);
+        writer.WriteNumber("sendBefore", (long)frames.LastSend.TotalMicroseconds);
+        writer.WriteNumber("gapBefore", (long)frames.LastGap.TotalMicroseconds);
         writer.WriteEndObject();
         writer.WriteEndObject();
         frames.EndOk(writer);
     }
+
+    private void RunSession(Frames frames, ulong id, BatchBody request, LoadedArtifact artifact)
+    {
+        if (request.Command == "replayBegin")
+        {
+            _session = new KeyedStates(OpsOf(artifact), new Dictionary<string, string?>(request.States, StringComparer.Ordinal));
+            var begun = frames.StartOk(id);
+            begun.WriteStartObject();
+            begun.WriteEndObject();
+            frames.EndOk(begun);
+            return;
+        }
+        if (_session is not { } session)
+        {
+            SendError(frames, id, "noSession", "no replay session is open: send replayBegin first (an error ends a session)");
+            return;
+        }
+        _session = null;
+        long? eventIndex = null;
+        try
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            var serialized = session.Serialize(ref eventIndex);
+            var writer = frames.StartOk(id);
+            writer.WriteStartObject();
+            writer.WritePropertyName("states");
+            KeyedStates.Write(writer, serialized);
+            writer.WriteStartObject("timingsUs");
+            writer.WriteNumber("write", Micros(started, System.Diagnostics.Stopwatch.GetTimestamp()));
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+            frames.EndOk(writer);
+        }
+        catch (Exception error) when (eventIndex is not null && error is not ProtocolException)
+        {
+            SendUserError(frames, id, error, eventIndex);
+        }
+    }
+
+    private static StateOps OpsOf(LoadedArtifact artifact) =>
+        artifact.Reducer is { } reducer ? StateOps.Of(reducer) : StateOps.Of(artifact.Projection!);
+
+    private static long Micros(long from, long to) =>
+        (long)System.Diagnostics.Stopwatch.GetElapsedTime(from, to).TotalMicroseconds;
 
     private static IProjection ProjectionOf(LoadedArtifact artifact) =>
         artifact.Projection ?? throw new InvalidOperationException("the loaded artifact is a reducer: it has no keys");
@@ -254,12 +316,12 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
     private static string? StateText(JsonElement state) =>
         state.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined ? null : state.GetRawText();
 
-    private static void SendUserError(Frames frames, ulong id, Exception error, int? eventIndex)
+    private void SendUserError(Frames frames, ulong id, Exception error, long? eventIndex)
     {
         var unwrapped = error is TypeInitializationException { InnerException: { } inner } ? inner : error;
         var kind = unwrapped is OutOfMemoryException || error is OutOfMemoryException ? "outOfMemory" : "userException";
         var type = unwrapped.GetType().FullName ?? unwrapped.GetType().Name;
-        frames.SendError(id, kind, $"{type}: {unwrapped.Message}", detail =>
+        SendError(frames, id, kind, $"{type}: {unwrapped.Message}", detail =>
         {
             detail.WriteString("exceptionType", type);
             if (eventIndex is { } index)
@@ -267,5 +329,12 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
                 detail.WriteNumber("eventIndex", index);
             }
         });
+    }
+
+    /// <summary>Every error answer goes through here: it ends the open session, if any.</summary>
+    private void SendError(Frames frames, ulong id, string kind, string message, Action<Utf8JsonWriter>? detail = null)
+    {
+        _session = null;
+        frames.SendError(id, kind, message, detail);
     }
 }

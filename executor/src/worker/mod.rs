@@ -6,6 +6,6 @@ pub mod pool;
 mod process;
 pub mod protocol;
 
-pub use pool::{Pool, PoolConfig, PoolError};
-pub use process::{Answer, Worker, WorkerConfig, WorkerError};
+pub use pool::{Pool, PoolConfig, PoolError, PooledWorker};
+pub use process::{Answer, RequestId, Worker, WorkerConfig, WorkerError};
 pub use protocol::ProtocolViolation;

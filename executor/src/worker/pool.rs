@@ -6,8 +6,10 @@
 //! - A worker that failed (timeout, crash, protocol violation) is dropped, not returned; the top-up replaces it.
 //! - Cancel-safe: a caller whose future is dropped mid-request (a `tokio::time::timeout` around [`Pool::call`] or
 //!   [`PooledWorker::call`]) leaves its worker with a request in flight, whose answer would reach the next caller.
-//!   Such a worker is not healthy: it is discarded (killed and reaped in the background), never parked. A start
-//!   dropped half-way gives its slot back.
+//!   Such a worker is not healthy: it is discarded (killed and reaped in the background), never parked. So is a
+//!   worker given back with pipelined requests ([`PooledWorker::send`]) whose answers were not all received, and one
+//!   its caller [`discard`](PooledWorker::discard)s because it left state in it. A start dropped half-way gives its
+//!   slot back.
 //! - Idle workers unused for `idle_timeout` are stopped.
 //! - A key may have a setup request (for the server: load this artifact) that every new worker of the key answers
 //!   before it joins the pool; a worker whose setup fails is stopped and the start fails with the worker's answer.
@@ -24,7 +26,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, oneshot};
 
-use super::process::{Answer, Worker, WorkerConfig, WorkerError};
+use super::process::{Answer, RequestId, Worker, WorkerConfig, WorkerError};
 use crate::sandbox::Sandbox;
 use crate::spec::SandboxSpec;
 
@@ -549,10 +551,44 @@ impl<K: PoolKey> State<K> {
 }
 
 impl<K: PoolKey> PooledWorker<K> {
+    /// One request and its answer (see [`Worker::call`]).
     pub async fn call(&mut self, body: &(impl Serialize + ?Sized + Sync)) -> Result<Answer, WorkerError> {
         match self.worker.as_mut() {
             Some(worker) => worker.call(body).await,
             None => Err(WorkerError::Broken),
+        }
+    }
+
+    /// Writes a request without waiting for its answer (see [`Worker::send`]). Until every answer is received, the
+    /// worker does not go back to the pool: dropped with requests in flight, it is discarded.
+    pub async fn send(&mut self, body: &(impl Serialize + ?Sized + Sync)) -> Result<RequestId, WorkerError> {
+        match self.worker.as_mut() {
+            Some(worker) => worker.send(body).await,
+            None => Err(WorkerError::Broken),
+        }
+    }
+
+    /// The answer to the oldest request sent and not yet answered (see [`Worker::receive`]).
+    pub async fn receive(&mut self) -> Result<(RequestId, Answer), WorkerError> {
+        match self.worker.as_mut() {
+            Some(worker) => worker.receive().await,
+            None => Err(WorkerError::Broken),
+        }
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.worker.as_ref().map_or(0, Worker::in_flight)
+    }
+
+    /// Stops the worker instead of giving it back, for a caller that left state in it that the next caller must
+    /// not meet (e.g. an unfinished session). It is killed and reaped in the background and replaced.
+    pub fn discard(mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.pool.lock().forget(&self.key);
+            discard(worker);
+            self.pool.top_up(&self.key);
+            self.pool.freed.notify_waiters();
         }
     }
 

@@ -2,10 +2,14 @@
 //! jailed worker, for any language.
 //!
 //! A frame is a 4-byte little-endian length followed by that many bytes of UTF-8 JSON. The worker speaks first, a
-//! `hello` naming its protocol version; then the supervisor sends one `request` at a time and the worker answers it
-//! with one `response` carrying the same id and either `ok` (any JSON) or `error` (the user's code failed: a kind and
-//! a message). Anything else (a frame above the cap, a truncated frame, bytes that are not a message, a wrong id) is
-//! a protocol violation ([`ProtocolViolation`]) and the worker is discarded.
+//! `hello` naming its protocol version; then the supervisor sends `request`s and the worker answers each with one
+//! `response` carrying the same id and either `ok` (any JSON) or `error` (the user's code failed: a kind and a
+//! message). The worker runs requests one at a time, in the order they arrive, and answers in that order; the
+//! supervisor may send the next requests (a few, bounded) before the earlier ones are answered, so the worker finds
+//! its next request waiting in its input (pipelining: a worker that reads one frame, answers it and reads the next
+//! needs nothing more). Anything else (a frame above the cap, a truncated frame, bytes that are not a message, an
+//! answer to another request than the oldest unanswered) is a protocol violation ([`ProtocolViolation`]) and the
+//! worker is discarded.
 
 use std::time::Duration;
 
@@ -77,7 +81,7 @@ pub enum ProtocolViolation {
     /// A frame that is not the message expected at that point.
     #[error("not a protocol message: {0}")]
     Garbage(String),
-    /// A response to another request than the one asked.
+    /// A response to another request than the oldest one awaiting its answer.
     #[error("answered request {answered} while {asked} was asked")]
     WrongId { asked: u64, answered: u64 },
     /// The worker's hello names another protocol version.

@@ -610,3 +610,180 @@ async fn evicted_and_shut_down_workers_leave_no_process_or_cgroup_behind() {
     assert_left_nothing(pid, &cgroups);
     assert_no_jail_mount_on_the_host();
 }
+
+/// The echo answer's `n`, which tells the answers of pipelined requests apart.
+fn echoed_n(answer: &RawValue) -> u64 {
+    let value: serde_json::Value = serde_json::from_str(answer.get()).expect("json");
+    value["n"].as_u64().expect("n")
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_even_when_their_frames_outgrow_the_pipe() {
+    let config = WorkerConfig {
+        max_in_flight: 3,
+        ..WorkerConfig::default()
+    };
+    let mut worker = Worker::start(&sandbox(), worker_spec(&[]), config)
+        .await
+        .expect("start");
+    assert!(matches!(worker.receive().await, Err(WorkerError::NothingInFlight)));
+
+    // The first frame is larger than the pipe (1 MiB), so its end and the frames behind it go through the writer
+    // task while the worker is still reading; the answers still come back whole and in order.
+    let padding = "x".repeat(3 * 1024 * 1024);
+    let mut sent = Vec::new();
+    for n in 1..=3 {
+        let padded = if n == 1 { padding.as_str() } else { "" };
+        let request = body(&format!(r#"{{"cmd":"echo","n":{n},"pad":"{padded}"}}"#));
+        sent.push(worker.send(&request).await.expect("send"));
+    }
+    assert_eq!(worker.in_flight(), 3);
+    let refused = worker.send(&body(r#"{"cmd":"echo","n":4}"#)).await;
+    assert!(
+        matches!(refused, Err(WorkerError::TooManyInFlight { limit: 3 })),
+        "{refused:?}"
+    );
+    assert!(
+        !worker.is_healthy(),
+        "a worker that owes answers does not go back to a pool"
+    );
+    for (expected, n) in sent.iter().zip(1..) {
+        let (id, answer) = worker.receive().await.expect("receive");
+        assert_eq!((id, echoed_n(&answer.expect("ok"))), (*expected, n));
+    }
+    assert!(worker.is_healthy(), "every answer received");
+    assert!(matches!(worker.receive().await, Err(WorkerError::NothingInFlight)));
+
+    // Sending again while the answers are taken: a window of two, as a replay keeps it.
+    worker.send(&body(r#"{"cmd":"echo","n":1}"#)).await.expect("send");
+    for n in 2..=50 {
+        worker
+            .send(&body(&format!(r#"{{"cmd":"echo","n":{n}}}"#)))
+            .await
+            .expect("send");
+        let (_, answer) = worker.receive().await.expect("receive");
+        assert_eq!(echoed_n(&answer.expect("ok")), n - 1);
+    }
+    let (_, answer) = worker.receive().await.expect("receive");
+    assert_eq!(echoed_n(&answer.expect("ok")), 50);
+    assert_eq!(worker.served(), 53);
+
+    // A plain call with answers owed would take another request's answer for its own: the worker is killed.
+    let (pid, cgroups) = (worker.pid(), worker.cgroup_dirs());
+    worker.send(&body(r#"{"cmd":"pid"}"#)).await.expect("send");
+    let error = worker.call(&body(r#"{"cmd":"pid"}"#)).await.expect_err("refused");
+    assert!(matches!(error, WorkerError::Broken), "{error}");
+    assert_left_nothing(pid, &cgroups);
+}
+
+#[tokio::test]
+async fn a_pipelined_request_has_its_whole_deadline_from_when_the_worker_could_start_it() {
+    // Each nap takes 1.2 s of a 2 s deadline. The second was sent with the first, so it is answered 2.4 s after it
+    // was sent, but only 1.2 s after the worker could start it: on time.
+    let mut spec = worker_spec(&[]);
+    spec.limits.request_timeout = Duration::from_secs(2);
+    let mut worker = Worker::start(&sandbox(), spec, WorkerConfig::default())
+        .await
+        .expect("start");
+    let started = Instant::now();
+    for n in 1..=2 {
+        worker
+            .send(&body(&format!(r#"{{"cmd":"nap","n":{n}}}"#)))
+            .await
+            .expect("send");
+    }
+    for n in 1..=2 {
+        let (_, answer) = worker.receive().await.expect("on time");
+        assert_eq!(echoed_n(&answer.expect("ok")), n);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(2400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(worker.is_healthy());
+}
+
+#[tokio::test]
+async fn a_timeout_with_requests_in_flight_kills_the_worker_and_fails_what_it_owed() {
+    let mut spec = worker_spec(&[]);
+    spec.limits.request_timeout = Duration::from_secs(1);
+    let mut worker = Worker::start(&sandbox(), spec, WorkerConfig::default())
+        .await
+        .expect("start");
+    let (pid, cgroups) = (worker.pid(), worker.cgroup_dirs());
+    for command in ["pid", "spin", "pid"] {
+        worker
+            .send(&body(&format!(r#"{{"cmd":"{command}"}}"#)))
+            .await
+            .expect("send");
+    }
+    let (_, first) = worker.receive().await.expect("the first answers");
+    assert!(first.is_ok());
+    let started = Instant::now();
+    let error = worker.receive().await.expect_err("the spin times out");
+    assert!(
+        matches!(error, WorkerError::Timeout(d) if d == Duration::from_secs(1)),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!worker.is_healthy());
+    assert_left_nothing(pid, &cgroups);
+    assert!(matches!(worker.receive().await, Err(WorkerError::Broken)));
+    assert!(matches!(worker.send(&body("{}")).await, Err(WorkerError::Broken)));
+}
+
+#[tokio::test]
+async fn a_pooled_worker_never_goes_back_with_an_answer_unread() {
+    // See: issue 4 (pipelining). One worker per key: the next caller gets a fresh worker only if the one that still
+    // owed answers was discarded, and its first answer proves it.
+    let pool = pool(PoolConfig {
+        ready_per_key: 0,
+        max_per_key: 1,
+        ..PoolConfig::default()
+    });
+    let key = "pipelined".to_owned();
+    for how in ["answers unread", "receive cancelled", "discarded"] {
+        let mut worker = pool.acquire(&key).await.expect("acquire");
+        let (first, cgroups) = (worker.pid(), worker.cgroup_dirs());
+        match how {
+            "answers unread" => {
+                worker.send(&body(r#"{"cmd":"pid"}"#)).await.expect("send");
+                worker.send(&body(r#"{"cmd":"pid"}"#)).await.expect("send");
+                let (_, answer) = worker.receive().await.expect("receive");
+                assert!(answer.is_ok());
+                assert_eq!(worker.in_flight(), 1);
+                drop(worker);
+            }
+            "receive cancelled" => {
+                worker.send(&body(r#"{"cmd":"sleep"}"#)).await.expect("send");
+                let abandoned = tokio::time::timeout(Duration::from_millis(200), worker.receive()).await;
+                assert!(abandoned.is_err(), "the caller gave up");
+                assert!(!worker.is_healthy());
+                drop(worker);
+            }
+            _ => {
+                // Healthy, but its caller left state in it.
+                let answer = worker.call(&body(r#"{"cmd":"pid"}"#)).await.expect("call");
+                assert!(answer.is_ok() && worker.is_healthy());
+                worker.discard();
+            }
+        }
+        assert_eq!(pool.stats(&key).live, 0, "{how}: the worker left the pool");
+        let mut next = pool.acquire(&key).await.expect("acquire");
+        assert_ne!(next.pid(), first, "{how}: a different worker serves the next caller");
+        let answer = next.call(&body(r#"{"cmd":"pid"}"#)).await.expect("call").expect("ok");
+        let value: serde_json::Value = serde_json::from_str(answer.get()).expect("json");
+        assert_eq!(value["count"], 1, "{how}: the answer is to this request: {value}");
+        drop(next);
+        eventually(&format!("{how}: the old worker is killed and reaped"), || {
+            left_nothing(first, &cgroups)
+        })
+        .await;
+        pool.evict_idle_older_than(Duration::ZERO);
+    }
+}

@@ -22,6 +22,7 @@
  *     fail      -> error {"kind":"user","message":"failed on purpose"}
  *     spin      -> busy loop forever
  *     sleep     -> sleep 60 s, then echo
+ *     nap       -> sleep 1200 ms, then echo (a request that takes a known time)
  *     crash     -> die of SIGSEGV
  *     exit      -> exit(7) without responding
  *     garbage   -> a 5-byte frame "nope!" (invalid JSON), then continue
@@ -43,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FRAME (64u * 1024u * 1024u)
@@ -227,6 +229,11 @@ int main(int argc, char **argv)
         } else if (has_cmd(body, "sleep")) {
             unsigned left = 60;
             while ((left = sleep(left)) > 0)
+                ;
+            send_ok(id, body, blen);
+        } else if (has_cmd(body, "nap")) {
+            struct timespec left = {1, 200 * 1000 * 1000};
+            while (nanosleep(&left, &left) != 0 && errno == EINTR)
                 ;
             send_ok(id, body, blen);
         } else if (has_cmd(body, "crash")) {

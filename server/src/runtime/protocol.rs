@@ -106,6 +106,41 @@ pub struct ApplyBatchRequest<'a> {
     pub events: &'a EncodedRows,
 }
 
+/// Worker ← server: opens a replay session, in which the worker keeps the keyed states from one batch to the next
+/// (`states` holds the ones that exist); answered `{}`. A session ends with [`ReplayEndRequest`], or with any error
+/// answer (the batches sent behind a failed one are answered `noSession`), or a `load`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "cmd", rename = "replayBegin")]
+pub struct ReplayBeginRequest<'a> {
+    pub states: BTreeMap<&'a str, Option<&'a RawValue>>,
+}
+
+/// Worker ← server: events folded in order into the open session's states (`{"cmd":"applyBatch","session":true,
+/// "events":[ROW...]}`); answered with [`SessionBatchResponse`], no states. Nothing in it depends on the answer
+/// before, so the server sends it while the worker still runs the previous batch.
+#[derive(Debug)]
+pub struct SessionBatchRequest<'a> {
+    pub events: &'a EncodedRows,
+}
+
+impl Serialize for SessionBatchRequest<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // The rows last: the worker's row scanner reads them from there to the end of the frame.
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("cmd", "applyBatch")?;
+        map.serialize_entry("session", &true)?;
+        map.serialize_entry("events", self.events)?;
+        map.end()
+    }
+}
+
+/// Worker ← server: closes the session; answered with a [`StatesResponse`]: the final state of every key the
+/// session's events touched, as one `applyBatch` of all of them would give (its `timingsUs` has `write`).
+#[derive(Debug, Serialize)]
+#[serde(tag = "cmd", rename = "replayEnd")]
+pub struct ReplayEndRequest {}
+
 /// A batch's rows, serialized ahead of the request that sends them: a replay encodes the next batch while the
 /// worker runs the current one, since only the states (small) depend on the previous answer.
 #[derive(Debug)]
@@ -191,6 +226,16 @@ pub struct StatesResponse {
     pub states: BTreeMap<String, Box<RawValue>>,
     /// Where the batch's time went in the worker, in microseconds: `read`, `apply` (user code), `write`, and before
     /// the batch `waitBefore` (waiting for it) and `transfer` (receiving it).
+    #[serde(default)]
+    pub timings_us: BTreeMap<String, u64>,
+}
+
+/// The answer to a [`SessionBatchRequest`]: how many keys the session holds, and where the batch's time went (as
+/// in [`StatesResponse`]; `write` is 0, nothing is written until the session ends).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionBatchResponse {
+    pub keys: usize,
     #[serde(default)]
     pub timings_us: BTreeMap<String, u64>,
 }

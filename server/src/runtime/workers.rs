@@ -2,14 +2,18 @@
 //! e.g. a tenant) and artifact, so one tenant's workers never run another's code. Every new worker is set up by
 //! loading its artifact; the server verifies the signature before it sends the bytes, and the worker again before it
 //! loads them. Failures come back typed.
+//!
+//! A replay ([`ArtifactWorkers::replay`]) holds one worker for its whole length: the worker keeps the keyed states
+//! between batches (a session), so no state travels until the end, and the next batch is sent while the worker
+//! runs the current one ([`REPLAY_DEPTH`] in flight), so the worker finds it waiting instead of waiting for it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
 use hapnd_executor::worker::protocol::UserError;
-use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, Sandbox, WorkerError};
+use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, PooledWorker, Sandbox, WorkerError};
 use hapnd_policy::signing::ArtifactPublicKey;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,9 +22,15 @@ use serde_json::value::RawValue;
 use super::artifact::Artifact;
 use super::dotnet::DotnetHost;
 use super::protocol::{
-    ApplyBatchRequest, ApplyRequest, EncodedRows, KeyResponse, KeysResponse, LoadRequest, ResolveKeyRequest,
-    ResolveKeysRequest, StateResponse, StatesResponse, WorkerEvent,
+    ApplyBatchRequest, ApplyRequest, EncodedRows, KeyResponse, KeysResponse, LoadRequest, ReplayBeginRequest,
+    ReplayEndRequest, ResolveKeyRequest, ResolveKeysRequest, SessionBatchRequest, SessionBatchResponse, StateResponse,
+    StatesResponse, WorkerEvent,
 };
+
+/// Batches of a replay in flight at once: one the worker runs, one waiting in its input. With the end of the
+/// replay behind them, a worker holds up to `REPLAY_DEPTH + 1` requests (`WorkerConfig::max_in_flight`, 4 by
+/// default).
+pub const REPLAY_DEPTH: usize = 2;
 
 /// Which workers serve a call: the caller's scope and the artifact's address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -144,23 +154,215 @@ impl ArtifactWorkers {
         self.call(key, &ApplyBatchRequest { states, events }).await
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        key: &WorkerKey,
-        request: &(impl Serialize + Sync),
-    ) -> Result<T, Failure> {
-        if !self
+    /// Opens a replay of events into keyed states (`states` holds the ones that exist) in one worker of `key`:
+    /// batches go in with [`Replay::push`], and [`Replay::finish`] gives the final state of every key the events
+    /// touched, as one [`ArtifactWorkers::apply_batch`] of all of them would.
+    pub async fn replay(&self, key: &WorkerKey, states: BTreeMap<&str, Option<&RawValue>>) -> Result<Replay, Failure> {
+        self.ensure_registered(key)?;
+        let mut worker = self.pool.acquire(key).await.map_err(from_pool)?;
+        worker.send(&ReplayBeginRequest { states }).await.map_err(from_worker)?;
+        Ok(Replay {
+            worker: Some(worker),
+            owed: VecDeque::from([Owed::Begin]),
+            session_open: true,
+            events: 0,
+            timings_us: BTreeMap::new(),
+            failed: None,
+        })
+    }
+
+    fn ensure_registered(&self, key: &WorkerKey) -> Result<(), Failure> {
+        if self
             .artifacts
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .contains_key(&key.artifact)
         {
-            return Err(Failure::NotRegistered(key.artifact.clone()));
+            Ok(())
+        } else {
+            Err(Failure::NotRegistered(key.artifact.clone()))
         }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        key: &WorkerKey,
+        request: &(impl Serialize + Sync),
+    ) -> Result<T, Failure> {
+        self.ensure_registered(key)?;
         // Serialized by the worker straight into its frame buffer: a batch is not copied on the way.
         let answer = self.pool.call(key, request).await.map_err(from_pool)?;
         let ok = answer.map_err(from_user_error)?;
         serde_json::from_str(ok.get()).map_err(|e| Failure::Protocol(format!("an answer that cannot be read: {e}")))
+    }
+}
+
+/// A replay in progress: one worker, held until [`Replay::finish`], keeping the keyed states between batches.
+///
+/// A failure (the user's code threw, a timeout, a crash) fails the replay: that call and every later one return it.
+/// A user exception's `event_index` counts from the replay's first event. After a user exception the worker is
+/// still good: the answers it owes for the batches sent behind the failed one are read, and it goes back to the
+/// pool. A replay dropped before it finished (a cancelled caller) takes its worker with it: the worker is killed,
+/// not returned with a session open or answers unread.
+pub struct Replay {
+    worker: Option<PooledWorker<WorkerKey>>,
+    /// What each answer the worker owes is, oldest first.
+    owed: VecDeque<Owed>,
+    /// Whether the worker may hold this replay's states: from the begin until the end's answer or an error answer.
+    session_open: bool,
+    events: u64,
+    timings_us: BTreeMap<String, u64>,
+    failed: Option<Failure>,
+}
+
+/// How a replay ended: the final state of every key its events touched, and where the worker's time went.
+#[derive(Debug)]
+pub struct ReplayOutcome {
+    pub states: BTreeMap<String, Box<RawValue>>,
+    /// Summed over the batches, in microseconds, as in [`StatesResponse::timings_us`]: `read`, `apply`, `write`
+    /// (the final states), `waitBefore` (the worker waiting for a batch) and `transfer` (receiving it).
+    pub timings_us: BTreeMap<String, u64>,
+    /// Events pushed.
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owed {
+    Begin,
+    Batch,
+    End,
+}
+
+impl Replay {
+    /// Sends one batch (rows encoded with [`EncodedRows::encode`]; a row's key names its state). When
+    /// [`REPLAY_DEPTH`] requests are already in flight it first waits for the oldest answer, so the caller can
+    /// prepare the next batch while the worker runs this one and the one before.
+    pub async fn push(&mut self, events: &EncodedRows) -> Result<(), Failure> {
+        self.ensure_not_failed()?;
+        while self.owed.len() >= REPLAY_DEPTH {
+            self.take_answer().await?;
+        }
+        self.send(&SessionBatchRequest { events }, Owed::Batch).await?;
+        self.events += events.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the replay: waits for every batch and returns the final states.
+    pub async fn finish(mut self) -> Result<ReplayOutcome, Failure> {
+        self.ensure_not_failed()?;
+        self.send(&ReplayEndRequest {}, Owed::End).await?;
+        loop {
+            if let Some(states) = self.take_answer().await? {
+                return Ok(ReplayOutcome {
+                    states,
+                    timings_us: std::mem::take(&mut self.timings_us),
+                    events: self.events,
+                });
+            }
+        }
+    }
+
+    /// Where the worker's time went so far, over the batches answered (see [`ReplayOutcome::timings_us`]).
+    pub fn timings_us(&self) -> &BTreeMap<String, u64> {
+        &self.timings_us
+    }
+
+    fn ensure_not_failed(&self) -> Result<(), Failure> {
+        match &self.failed {
+            Some(failure) => Err(failure.clone()),
+            None => Ok(()),
+        }
+    }
+
+    async fn send(&mut self, request: &(impl Serialize + Sync), owed: Owed) -> Result<(), Failure> {
+        let Some(worker) = self.worker.as_mut() else {
+            return Err(self.fail(Failure::Protocol("the replay's worker is gone".into())));
+        };
+        match worker.send(request).await {
+            Ok(_) => {
+                self.owed.push_back(owed);
+                Ok(())
+            }
+            Err(error) => Err(self.fail(from_worker(error))),
+        }
+    }
+
+    /// Reads the oldest answer owed: `Some(states)` for the end's.
+    async fn take_answer(&mut self) -> Result<Option<BTreeMap<String, Box<RawValue>>>, Failure> {
+        let Some(worker) = self.worker.as_mut() else {
+            return Err(self.fail(Failure::Protocol("the replay's worker is gone".into())));
+        };
+        let answer = match worker.receive().await {
+            Ok((_, answer)) => answer,
+            Err(error) => return Err(self.fail(from_worker(error))),
+        };
+        let owed = self.owed.pop_front().expect("an answer was received, so one was owed");
+        let ok = match answer {
+            Ok(ok) => ok,
+            Err(refused) => {
+                // The worker ended the session with this answer; the ones it still owes (the batches sent behind
+                // it) are read so it can serve again.
+                self.session_open = false;
+                let failure = from_user_error(refused);
+                self.drain().await;
+                return Err(self.fail(failure));
+            }
+        };
+        let unreadable = |e: serde_json::Error| Failure::Protocol(format!("an answer that cannot be read: {e}"));
+        match owed {
+            Owed::Begin => Ok(None),
+            Owed::Batch => {
+                let batch: SessionBatchResponse = match serde_json::from_str(ok.get()) {
+                    Ok(batch) => batch,
+                    Err(e) => return Err(self.fail(unreadable(e))),
+                };
+                self.add_timings(batch.timings_us);
+                Ok(None)
+            }
+            Owed::End => {
+                self.session_open = false;
+                let end: StatesResponse = match serde_json::from_str(ok.get()) {
+                    Ok(end) => end,
+                    Err(e) => return Err(self.fail(unreadable(e))),
+                };
+                self.add_timings(end.timings_us);
+                Ok(Some(end.states))
+            }
+        }
+    }
+
+    /// Reads and drops the answers still owed; a worker that fails meanwhile is gone (the executor killed it).
+    async fn drain(&mut self) {
+        while !self.owed.is_empty() {
+            let Some(worker) = self.worker.as_mut() else { return };
+            if worker.receive().await.is_err() {
+                return;
+            }
+            self.owed.pop_front();
+        }
+    }
+
+    fn add_timings(&mut self, timings: BTreeMap<String, u64>) {
+        for (part, us) in timings {
+            *self.timings_us.entry(part).or_default() += us;
+        }
+    }
+
+    /// Records the replay's failure and returns it.
+    fn fail(&mut self, failure: Failure) -> Failure {
+        self.failed = Some(failure.clone());
+        failure
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        // A worker that may still hold this replay's states (or owes answers) must not serve anyone else.
+        if let Some(worker) = self.worker.take()
+            && (self.session_open || !self.owed.is_empty())
+        {
+            worker.discard();
+        }
     }
 }
 
@@ -191,6 +393,7 @@ fn from_worker(error: WorkerError) -> Failure {
         WorkerError::Start(error) => Failure::Unavailable(format!("start a worker: {error}")),
         WorkerError::Protocol(violation) => Failure::Protocol(violation.to_string()),
         WorkerError::Broken => Failure::Protocol("the worker is broken".into()),
+        WorkerError::TooManyInFlight { .. } | WorkerError::NothingInFlight => Failure::Protocol(error.to_string()),
     }
 }
 
