@@ -5,18 +5,17 @@
 //! Reducers see `GlobalPosition = 0`: positions are assigned at commit, after the reducer ran, and a rebuild must see
 //! what the first run saw so that it gives the same state.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
+use super::apply_queue::{ApplyQueues, Job, JobEvent};
 use super::reducers::BoundReducer;
 use crate::catalog::TenantId;
 use crate::metrics::{CodeMetrics, OutcomeLabel};
-use crate::runtime::protocol::{BatchStep, EncodedRows, WorkerEvent};
-use crate::runtime::{ArtifactWorkers, Failure};
+use crate::runtime::Failure;
 use crate::store::{
     AggregateHead, AppendError, AppendOutcome, AppendRequest, EventStore, NewEvent, RecordedEvent, SnapshotWrite,
     StoreError,
@@ -64,7 +63,7 @@ pub struct Folded {
 pub struct Folder<'a> {
     pub store: &'a Arc<dyn EventStore>,
     pub metrics: &'a CodeMetrics,
-    pub workers: &'a ArtifactWorkers,
+    pub queues: &'a Arc<ApplyQueues>,
     pub tenant: TenantId,
     pub reducer: &'a BoundReducer,
 }
@@ -171,10 +170,10 @@ impl Folder<'_> {
         state: Option<&RawValue>,
         events: &[&RecordedEvent],
     ) -> Result<Box<RawValue>, FoldError> {
-        let owned: Vec<OwnedEvent> = events
+        let owned: Vec<JobEvent> = events
             .iter()
             .map(|e| {
-                Ok(OwnedEvent {
+                Ok(JobEvent {
                     event_id: e.event_id.to_string(),
                     event_type: e.event_type.clone(),
                     version: e.version,
@@ -190,7 +189,7 @@ impl Folder<'_> {
             .first()
             .map(|e| (e.aggregate_id.as_str(), e.aggregate_type.as_str()));
         let (aggregate_id, aggregate_type) = first.unwrap_or(("", ""));
-        self.run(state, aggregate_id, aggregate_type, &owned).await
+        self.run(state, aggregate_id, aggregate_type, owned).await
     }
 
     async fn apply_new(
@@ -200,10 +199,10 @@ impl Folder<'_> {
         base: &Folded,
         recorded_at: OffsetDateTime,
     ) -> Result<Box<RawValue>, FoldError> {
-        let owned: Vec<OwnedEvent> = (base.version + 1..)
+        let owned: Vec<JobEvent> = (base.version + 1..)
             .zip(&request.events)
             .map(|(version, e): (u64, &NewEvent)| {
-                Ok(OwnedEvent {
+                Ok(JobEvent {
                     event_id: e.event_id.to_string(),
                     event_type: e.event_type.clone(),
                     version,
@@ -215,24 +214,37 @@ impl Folder<'_> {
                 })
             })
             .collect::<Result<_, FoldError>>()?;
-        self.run(base.state.as_deref(), &request.aggregate_id, aggregate_type, &owned)
+        self.run(base.state.as_deref(), &request.aggregate_id, aggregate_type, owned)
             .await
     }
 
-    /// `Apply` of `events` in order, from `state`: one round trip to a warm worker.
+    /// `Apply` of `events` in order, from `state`: in a warm worker, sharing its round trip with other appends
+    /// that wait for the same reducer.
     async fn run(
         &self,
         state: Option<&RawValue>,
         aggregate_id: &str,
         aggregate_type: &str,
-        events: &[OwnedEvent],
+        events: Vec<JobEvent>,
     ) -> Result<Box<RawValue>, FoldError> {
-        let worker_events: Vec<WorkerEvent<'_>> = events
-            .iter()
-            .map(|e| e.as_worker_event(aggregate_id, aggregate_type))
-            .collect();
         let first_version = events.first().map_or(0, |e| e.version);
-        let failed = |failure: Failure| {
+        let job = Job {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate_type: aggregate_type.to_owned(),
+            state: state.map(ToOwned::to_owned),
+            events,
+        };
+        let started = Instant::now();
+        let result = self.queues.apply(&self.reducer.worker_key, job).await;
+        self.metrics.reducer_duration.observe(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(Failure::Timeout(_)) => "timeout",
+            Err(Failure::UserException { .. } | Failure::OutOfMemory | Failure::Crashed(_)) => "failed",
+            Err(_) => "unavailable",
+        };
+        self.metrics.reducer_runs.get_or_create(&OutcomeLabel { outcome }).inc();
+        result.map_err(|failure| {
             let version = match &failure {
                 Failure::UserException { event_index, .. } => event_index.map(|i| first_version + i),
                 _ => None,
@@ -242,69 +254,7 @@ impl Folder<'_> {
                 failure,
                 version,
             }
-        };
-        let started = Instant::now();
-        let result = self.run_in_worker(state, &worker_events).await;
-        self.metrics.reducer_duration.observe(started.elapsed().as_secs_f64());
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(Failure::Timeout(_)) => "timeout",
-            Err(Failure::UserException { .. } | Failure::OutOfMemory | Failure::Crashed(_)) => "failed",
-            Err(_) => "unavailable",
-        };
-        self.metrics.reducer_runs.get_or_create(&OutcomeLabel { outcome }).inc();
-        result.map_err(failed)
-    }
-
-    async fn run_in_worker(
-        &self,
-        state: Option<&RawValue>,
-        worker_events: &[WorkerEvent<'_>],
-    ) -> Result<Box<RawValue>, Failure> {
-        let key = &self.reducer.worker_key;
-        if let [event] = worker_events {
-            return self.workers.apply(key, state, event).await;
-        }
-        let steps: Vec<BatchStep<'_>> = worker_events.iter().map(|event| BatchStep { key: "", event }).collect();
-        let rows = EncodedRows::encode(&steps).map_err(|e| Failure::Protocol(e.to_string()))?;
-        let mut response = self
-            .workers
-            .apply_batch(key, BTreeMap::from([("", state)]), &rows)
-            .await?;
-        response
-            .states
-            .remove("")
-            .ok_or_else(|| Failure::Protocol("a batch answer without the aggregate's state".into()))
-    }
-}
-
-/// An event with what the worker needs of it, owned, so the borrowed [`WorkerEvent`] can point into it.
-struct OwnedEvent {
-    event_id: String,
-    event_type: String,
-    version: u64,
-    timestamp: OffsetDateTime,
-    data: Box<RawValue>,
-    metadata: Option<Box<RawValue>>,
-    correlation_id: Option<String>,
-    causation_id: Option<String>,
-}
-
-impl OwnedEvent {
-    fn as_worker_event<'a>(&'a self, aggregate_id: &'a str, aggregate_type: &'a str) -> WorkerEvent<'a> {
-        WorkerEvent {
-            event_id: &self.event_id,
-            aggregate_id,
-            aggregate_type,
-            event_type: &self.event_type,
-            version: self.version,
-            global_position: 0,
-            timestamp: self.timestamp,
-            data: &self.data,
-            metadata: self.metadata.as_deref(),
-            correlation_id: self.correlation_id.as_deref(),
-            causation_id: self.causation_id.as_deref(),
-        }
+        })
     }
 }
 

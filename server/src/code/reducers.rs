@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::apply_queue::ApplyQueues;
 use super::fold::{FoldError, Folder};
 use super::heads::{DEFAULT_BUDGET_BYTES, HeadCache};
 use super::registry::{Binding, ReducerInfo, Registry, RegistryError, Upload, UploadStatus};
@@ -26,7 +27,21 @@ pub const WRONG_KIND: &str = "HAPND_WRONG_KIND";
 /// The jailed C# compiler and workers; absent when the host cannot run them.
 pub struct CodeRuntime {
     pub compiler: Compiler,
-    pub workers: ArtifactWorkers,
+    pub workers: Arc<ArtifactWorkers>,
+    /// Appends waiting for the same reducer, batched into shared round trips.
+    pub queues: Arc<ApplyQueues>,
+}
+
+impl CodeRuntime {
+    pub fn new(compiler: Compiler, workers: ArtifactWorkers) -> Self {
+        let workers = Arc::new(workers);
+        let queues = ApplyQueues::new(workers.clone());
+        CodeRuntime {
+            compiler,
+            workers,
+            queues,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,7 +252,7 @@ impl Reducers {
         let folder = Folder {
             store: &self.store,
             metrics: &self.metrics,
-            workers: &runtime.workers,
+            queues: &runtime.queues,
             tenant,
             reducer: &reducer,
         };
@@ -286,7 +301,7 @@ impl Reducers {
         let folder = Folder {
             store: &self.store,
             metrics: &self.metrics,
-            workers: &runtime.workers,
+            queues: &runtime.queues,
             tenant,
             reducer: &reducer,
         };

@@ -172,7 +172,7 @@ fn code_runtime(config: &ServeConfig, signer: Arc<ArtifactSigner>) -> anyhow::Re
             ..PoolConfig::default()
         },
     );
-    let runtime = Arc::new(CodeRuntime { compiler, workers });
+    let runtime = Arc::new(CodeRuntime::new(compiler, workers));
     let warming = runtime.clone();
     tokio::spawn(async move { warming.compiler.prewarm().await });
     tracing::info!(dotnet_host = %config.dotnet_host.display(), "user code enabled");
