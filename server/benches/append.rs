@@ -14,14 +14,14 @@
 //! ids, from one thread, without HTTP; the server's background WAL checkpoints and rewinds run as they do in the
 //! server. It runs right after its row, because the fsync time of a shared disk drifts from minute to minute.
 
+#[path = "shared/server.rs"]
+mod server;
+
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
@@ -40,7 +40,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
-use tempfile::TempDir;
+use server::Server;
 use tokio::net::TcpStream;
 
 const USAGE: &str = "\
@@ -58,9 +58,6 @@ usage: cargo bench -p hapnd-server --bench append [-- OPTIONS]
   --no-baseline-checkpoints  the baseline without the server's background WAL checkpoints
   --no-baseline         skip the raw rusqlite baseline";
 
-const HAPND: &str = env!("CARGO_BIN_EXE_hapnd");
-/// Starting or stopping the server longer than this fails the run.
-const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
 /// The one event of every append; the server stores `data` as this text.
 const EVENT_TYPE: &str = "OrderPlaced";
 const EVENT_DATA: &str = r#"{"customerId":"c-1","total":12.5}"#;
@@ -331,7 +328,7 @@ struct Measured {
 }
 
 fn measure_server(options: &Options, scenario: Scenario, clients: usize) -> anyhow::Result<Measured> {
-    let server = Server::start(options.durability_arg())?;
+    let server = Server::start(&["--durability", options.durability_arg()])?;
     let runtime = match options.gen_threads {
         0 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         threads => tokio::runtime::Builder::new_multi_thread()
@@ -852,112 +849,6 @@ fn cpu_time(pid: &str) -> Option<Duration> {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The server process
-
-/// A running `hapnd serve` on a temporary data dir; dropping it kills the process.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    key: String,
-    dir: TempDir,
-    exited: bool,
-}
-
-impl Server {
-    fn start(durability: &str) -> anyhow::Result<Server> {
-        let dir = tempfile::tempdir().context("create a temporary dir")?;
-        let log = File::create(dir.path().join("hapnd.log")).context("create the server log")?;
-        let mut command = Command::new(HAPND);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen", "127.0.0.1:0", "--durability", durability])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        // Only the flags above configure the server, not the environment the bench happens to run in.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("HAPND_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command.spawn().with_context(|| format!("start {HAPND}"))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            key: String::new(),
-            dir,
-            exited: false,
-        };
-
-        // Reads stdout for the life of the process, so the server never writes into a full or closed pipe.
-        let (lines, printed) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = lines.send(line);
-            }
-        });
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        loop {
-            let line = printed
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .map_err(|_| anyhow!("hapnd did not print its address; its log:\n{}", server.log_tail()))?;
-            if let Some(key) = line.strip_prefix("default tenant api key: ") {
-                server.key = key.trim().to_owned();
-            } else if let Some(addr) = line.strip_prefix("listening on http://") {
-                server.addr = addr
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("parse the address in {line:?}"))?;
-                break;
-            }
-        }
-        if server.key.is_empty() {
-            bail!("hapnd printed no default tenant api key");
-        }
-        Ok(server)
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) -> anyhow::Result<()> {
-        let pid = libc::pid_t::try_from(self.child.id()).context("the pid does not fit pid_t")?;
-        // SAFETY: kill(2) with a valid signal on our own child, which is not reaped yet, so the pid is still its.
-        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-            bail!("send SIGTERM to hapnd: {}", std::io::Error::last_os_error());
-        }
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().context("wait for hapnd")? {
-                self.exited = true;
-                if !status.success() {
-                    bail!("hapnd exited with {status}; its log:\n{}", self.log_tail());
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("hapnd did not exit after SIGTERM; its log:\n{}", self.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("hapnd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The baseline

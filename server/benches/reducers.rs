@@ -17,14 +17,16 @@
 //! p50 without one (per client count), and ≥ 5,000 appends/s at 32 clients; the run prints a verdict for each. The
 //! exit status is a failure only when some request or check failed (then the numbers are not valid).
 
+#[path = "../../tests/shared/dotnet_build.rs"]
+mod dotnet_build;
+#[path = "shared/server.rs"]
+mod server;
+
+use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -36,18 +38,15 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tempfile::TempDir;
+use server::Server;
 use tokio::net::TcpStream;
 
-const HAPND: &str = env!("CARGO_BIN_EXE_hapnd");
 /// The issue's example, the file the C# tests run.
 const REDUCER: &str = include_str!("../../tests/legit/order_reducer.cs");
 /// Appends per aggregate before a client moves to its next one: one `OrderPlaced`, then `ItemAdded`s.
 const EVENTS_PER_AGGREGATE: u64 = 100;
 /// Every `ItemAdded` adds this much; a multiple of 1/4, so every total is exact as a double too.
 const PRICE: f64 = 1.25;
-/// Starting or stopping the server longer than this fails the run.
-const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 /// The reducer's compile (a cold compiler in the jail) longer than this fails the run.
 const COMPILE_DEADLINE: Duration = Duration::from_secs(120);
 /// Targets of issue 5.
@@ -195,8 +194,8 @@ async fn server_view(target: &Arc<Target>) -> anyhow::Result<ServerView> {
 fn run(settings: &Settings) -> anyhow::Result<bool> {
     let started = Instant::now();
     eprintln!("building dotnet-host (Release)");
-    let dotnet_host = build_dotnet_host()?;
-    let server = Server::start(&dotnet_host)?;
+    let dotnet_host = dotnet_build::dotnet_host_build();
+    let server = Server::start(&[OsStr::new("--dotnet-host"), dotnet_host.as_os_str()])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -273,33 +272,6 @@ async fn run_cases(target: &Arc<Target>, settings: &Settings) -> anyhow::Result<
 
 // ---------------------------------------------------------------------------------------------------------------
 // The reducer
-
-/// `dotnet-host` built in Release into this bench's temp dir, the way the tests build it.
-fn build_dotnet_host() -> anyhow::Result<PathBuf> {
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dotnet-host-reducers-bench");
-    let solution = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dotnet-host/Hapnd.slnx");
-    let status = Command::new("dotnet")
-        .args([
-            "build",
-            "-c",
-            "Release",
-            "--nologo",
-            "-v",
-            "quiet",
-            "-warnaserror",
-            "--artifacts-path",
-        ])
-        .arg(&artifacts)
-        .arg(solution)
-        .env("DOTNET_CLI_TELEMETRY_OPTOUT", "1")
-        .env("DOTNET_NOLOGO", "1")
-        .status()
-        .context("run dotnet build")?;
-    if !status.success() {
-        bail!("dotnet-host does not build: {status}");
-    }
-    Ok(artifacts)
-}
 
 /// Uploads the issue's reducer bound to `order` and waits until it is ready; returns its `reducerId`.
 async fn upload_reducer(target: &Arc<Target>) -> anyhow::Result<String> {
@@ -646,114 +618,6 @@ async fn head_position(target: &Arc<Target>) -> anyhow::Result<u64> {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The server process
-
-/// A running `hapnd serve --dotnet-host` on a temporary data dir; dropping it kills the process.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    key: String,
-    dir: TempDir,
-    exited: bool,
-}
-
-impl Server {
-    fn start(dotnet_host: &Path) -> anyhow::Result<Server> {
-        let dir = tempfile::tempdir().context("create a temporary dir")?;
-        let log = File::create(dir.path().join("hapnd.log")).context("create the server log")?;
-        let mut command = Command::new(HAPND);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--dotnet-host")
-            .arg(dotnet_host)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        // Only the flags above configure the server, not the environment the bench happens to run in.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("HAPND_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command.spawn().with_context(|| format!("start {HAPND}"))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            key: String::new(),
-            dir,
-            exited: false,
-        };
-
-        // Reads stdout for the life of the process, so the server never writes into a full or closed pipe.
-        let (lines, printed) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = lines.send(line);
-            }
-        });
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        loop {
-            let line = printed
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .map_err(|_| anyhow!("hapnd did not print its address; its log:\n{}", server.log_tail()))?;
-            if let Some(key) = line.strip_prefix("default tenant api key: ") {
-                server.key = key.trim().to_owned();
-            } else if let Some(addr) = line.strip_prefix("listening on http://") {
-                server.addr = addr
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("parse the address in {line:?}"))?;
-                break;
-            }
-        }
-        if server.key.is_empty() {
-            bail!("hapnd printed no default tenant api key");
-        }
-        Ok(server)
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) -> anyhow::Result<()> {
-        let pid = libc::pid_t::try_from(self.child.id()).context("the pid does not fit pid_t")?;
-        // SAFETY: kill(2) with a valid signal on our own child, which is not reaped yet, so the pid is still its.
-        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-            bail!("send SIGTERM to hapnd: {}", std::io::Error::last_os_error());
-        }
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().context("wait for hapnd")? {
-                self.exited = true;
-                if !status.success() {
-                    bail!("hapnd exited with {status}; its log:\n{}", self.log_tail());
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("hapnd did not exit after SIGTERM; its log:\n{}", self.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("hapnd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The table and the verdicts

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -63,17 +63,9 @@ pub fn sources_from_request(
 }
 
 fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+    let Some(mime) = super::validate::media_type(headers) else {
         return Ok(BodyKind::Json);
     };
-    let mime = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     match mime.as_str() {
         "application/json" => Ok(BodyKind::Json),
         "application/gzip"

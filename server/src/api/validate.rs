@@ -94,6 +94,21 @@ pub fn compact_json(valid_json: &str) -> String {
     out
 }
 
+/// The media type of the request's `Content-Type` (lowercase, parameters dropped); `None` without the header.
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(axum::http::header::CONTENT_TYPE)?;
+    Some(
+        value
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
