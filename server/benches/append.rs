@@ -14,11 +14,12 @@
 //! ids, from one thread, without HTTP; the server's background WAL checkpoints and rewinds run as they do in the
 //! server. It runs right after its row, because the fsync time of a shared disk drifts from minute to minute.
 
+#[path = "shared/http.rs"]
+mod http;
 #[path = "shared/server.rs"]
 mod server;
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -33,15 +34,11 @@ use hapnd_server::store::sqlite::{
     CheckpointedShard, Checkpointer, DEFAULT_WAL_REWIND_FRAMES, WalRewind, open_shard_writer,
 };
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use http::{Client, Target, get};
+use hyper::{Method, StatusCode};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use server::Server;
-use tokio::net::TcpStream;
 
 const USAGE: &str = "\
 usage: cargo bench -p hapnd-server --bench append [-- OPTIONS]
@@ -346,25 +343,6 @@ fn measure_server(options: &Options, scenario: Scenario, clients: usize) -> anyh
     Ok(measured)
 }
 
-/// Where the clients send, and the headers every request carries.
-struct Target {
-    addr: SocketAddr,
-    host: HeaderValue,
-    authorization: HeaderValue,
-    json: HeaderValue,
-}
-
-impl Target {
-    fn new(addr: SocketAddr, key: &str) -> anyhow::Result<Target> {
-        Ok(Target {
-            addr,
-            host: HeaderValue::from_str(&addr.to_string()).context("host header")?,
-            authorization: HeaderValue::from_str(&format!("Bearer {key}")).context("the api key is not a header")?,
-            json: HeaderValue::from_static("application/json"),
-        })
-    }
-}
-
 /// When the measured window starts, and when it ends.
 struct Window {
     from: Instant,
@@ -573,7 +551,7 @@ async fn run_client(mut client: Client, id: usize, scenario: Scenario, window: A
                     }
                     Err(error) => {
                         stats.failed(|| format!("POST {path}: {error}"));
-                        client.reconnect(&mut stats).await
+                        reconnect(&mut client, &mut stats).await
                     }
                 }
             }
@@ -610,7 +588,7 @@ async fn hot_append(
             Ok(answer) => answer,
             Err(error) => {
                 stats.failed(|| format!("POST {path}: {error}"));
-                return client.reconnect(stats).await;
+                return reconnect(client, stats).await;
             }
         };
         let field = |name: &str| {
@@ -657,74 +635,18 @@ async fn hot_append(
     }
 }
 
-/// One keep-alive HTTP/1.1 connection.
-struct Client {
-    target: Arc<Target>,
-    sender: http1::SendRequest<Full<Bytes>>,
-}
-
-impl Client {
-    async fn connect(target: &Arc<Target>) -> anyhow::Result<Client> {
-        let stream = TcpStream::connect(target.addr)
-            .await
-            .with_context(|| format!("connect to {}", target.addr))?;
-        stream.set_nodelay(true).context("set TCP_NODELAY")?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP/1.1 handshake")?;
-        // A connection error also fails the request in flight, which is where it is counted.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(Client {
-            target: Arc::clone(target),
-            sender,
-        })
-    }
-
-    /// After a transport error: a new connection, or `false` (and a counted failure) when none can be made.
-    async fn reconnect(&mut self, stats: &mut ClientStats) -> bool {
-        match Client::connect(&self.target).await {
-            Ok(client) => {
-                *self = client;
-                true
-            }
-            Err(error) => {
-                stats.failed(|| format!("reconnect: {error:#}"));
-                false
-            }
+/// After a transport error: a new connection, or `false` (and a counted failure) when none can be made.
+async fn reconnect(client: &mut Client, stats: &mut ClientStats) -> bool {
+    match Client::connect(&client.target).await {
+        Ok(fresh) => {
+            *client = fresh;
+            true
+        }
+        Err(error) => {
+            stats.failed(|| format!("reconnect: {error:#}"));
+            false
         }
     }
-
-    /// Sends one request and reads the whole answer.
-    async fn send(&mut self, method: Method, path: &str, body: Bytes) -> Result<(StatusCode, Bytes), hyper::Error> {
-        let mut request = Request::builder().method(method).uri(path);
-        let headers = request.headers_mut().expect("the bench's paths are valid URIs");
-        headers.insert(HOST, self.target.host.clone());
-        headers.insert(AUTHORIZATION, self.target.authorization.clone());
-        if !body.is_empty() {
-            headers.insert(CONTENT_TYPE, self.target.json.clone());
-        }
-        let request = request.body(Full::new(body)).expect("the bench's paths are valid URIs");
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
-    }
-}
-
-/// A GET on a connection of its own (so an idle keep-alive connection cannot have timed out).
-async fn get(target: &Arc<Target>, path: &str) -> anyhow::Result<Bytes> {
-    let mut client = Client::connect(target).await?;
-    let (status, body) = client
-        .send(Method::GET, path, Bytes::new())
-        .await
-        .with_context(|| format!("GET {path}"))?;
-    if status != StatusCode::OK {
-        bail!("GET {path}: {status} {}", String::from_utf8_lossy(&body));
-    }
-    Ok(body)
 }
 
 async fn head_position(target: &Arc<Target>) -> anyhow::Result<u64> {
