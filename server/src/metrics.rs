@@ -122,7 +122,7 @@ impl Metrics {
         );
         registry.register(
             "hapnd_reducer_duration_seconds",
-            "Time of one reducer run in a jailed worker, round trip included",
+            "Time from handing an append's events to its reducer to having the state: the wait for a worker, the round trip and the run",
             code.reducer_duration.clone(),
         );
         registry.register(
