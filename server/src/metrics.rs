@@ -35,6 +35,8 @@ pub struct CodeMetrics {
     pub reducer_runs: Family<OutcomeLabel, Counter>,
     pub reducer_duration: Histogram,
     pub reducer_retries: Counter,
+    /// Appends per worker round trip (see `code::apply_queue`).
+    pub reducer_batch_appends: Histogram,
     pub uploads: Family<OutcomeLabel, Counter>,
 }
 
@@ -113,6 +115,7 @@ impl Metrics {
             reducer_runs: Family::default(),
             reducer_duration: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
             reducer_retries: Counter::default(),
+            reducer_batch_appends: Histogram::new(exponential_buckets(1.0, 2.0, 7)),
             uploads: Family::default(),
         };
         registry.register(
@@ -129,6 +132,11 @@ impl Metrics {
             "hapnd_reducer_retries",
             "Appends whose aggregate moved while the reducer ran, so the state was computed again",
             code.reducer_retries.clone(),
+        );
+        registry.register(
+            "hapnd_reducer_batch_appends",
+            "Appends whose reducer runs shared one round trip to a worker",
+            code.reducer_batch_appends.clone(),
         );
         registry.register(
             "hapnd_uploads",

@@ -148,3 +148,42 @@ async fn a_reducer_that_allocates_without_bound_runs_out_of_memory_and_stores_no
 
     assert_untouched_and_alive(&server, &reducer_id).await;
 }
+
+#[tokio::test]
+async fn among_concurrent_appends_only_the_one_that_throws_fails() {
+    let server = start().await;
+    let key = server.default_key.clone();
+    let reducer_id = setup(&server).await;
+    // Appends to many aggregates at once share round trips to the worker; one of them throws.
+    let aggregates: Vec<String> = (0..24).map(|n| format!("order_crowd{n}")).collect();
+    for aggregate in &aggregates {
+        append_ok(&server, &key, aggregate, &order_placed("c9")).await;
+    }
+    let sent: Vec<_> = aggregates
+        .iter()
+        .enumerate()
+        .map(|(n, aggregate)| {
+            let (api, key, aggregate) = (server.api(), key.clone(), aggregate.clone());
+            let body = if n == 11 {
+                event("Explode")
+            } else {
+                item_added("Widget", n as f64)
+            };
+            tokio::spawn(async move { api.append(&key, &aggregate, &body).await })
+        })
+        .collect();
+    for (n, reply) in sent.into_iter().enumerate() {
+        let reply = reply.await.expect("an append's task");
+        if n == 11 {
+            assert_error(&reply, 422, "reducer_failed");
+            assert_eq!(reply.1["version"], 2, "its own event's version: {}", reply.1);
+            assert_eq!(reply.1["reducerId"], reducer_id.as_str(), "{}", reply.1);
+        } else {
+            assert_eq!(reply.0, StatusCode::CREATED, "order_crowd{n}: {}", reply.1);
+            assert_order(&reply.1["state"], Some("c9"), n as f64);
+        }
+    }
+    let thrown = server.read_stream(&key, "order_crowd11", 10).await;
+    assert_eq!(thrown.len(), 1, "nothing of the append that threw is stored");
+    assert_untouched_and_alive(&server, &reducer_id).await;
+}

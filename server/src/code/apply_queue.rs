@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use parking_lot::Mutex;
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -75,6 +76,7 @@ struct KeyQueue {
 
 pub struct ApplyQueues {
     workers: Arc<dyn BatchRunner>,
+    batch_sizes: Histogram,
     queues: Mutex<HashMap<WorkerKey, KeyQueue>>,
     quarantined: Mutex<LruCache<(WorkerKey, String), Instant>>,
 }
@@ -111,9 +113,11 @@ impl BatchRunner for ArtifactWorkers {
 }
 
 impl ApplyQueues {
-    pub fn new(workers: Arc<dyn BatchRunner>) -> Arc<Self> {
+    /// Queues running batches on `workers`; `batch_sizes` observes the appends of each batch.
+    pub fn new(workers: Arc<dyn BatchRunner>, batch_sizes: Histogram) -> Arc<Self> {
         Arc::new(ApplyQueues {
             workers,
+            batch_sizes,
             queues: Mutex::default(),
             quarantined: Mutex::new(LruCache::unbounded()),
         })
@@ -171,6 +175,7 @@ impl ApplyQueues {
     }
 
     async fn run_batch(self: &Arc<Self>, key: &WorkerKey, batch: Vec<Queued>) {
+        self.batch_sizes.observe(batch.len() as f64);
         let result = {
             let events: Vec<Vec<WorkerEvent<'_>>> = batch
                 .iter()
@@ -407,7 +412,7 @@ mod tests {
 
     /// Starts `jobs` while the runner is held, lets it go, and gives their results in order.
     async fn run_held(adder: &Arc<Adder>, jobs: Vec<Job>) -> Vec<JobResult> {
-        let queues = ApplyQueues::new(adder.clone());
+        let queues = ApplyQueues::new(adder.clone(), Histogram::new([1.0]));
         let mut pending = Vec::new();
         for job in jobs {
             let queues = queues.clone();
@@ -519,7 +524,7 @@ mod tests {
     async fn a_quarantined_aggregate_runs_alone() {
         let adder = Adder::new();
         adder.gate.add_permits(1000);
-        let queues = ApplyQueues::new(adder.clone());
+        let queues = ApplyQueues::new(adder.clone(), Histogram::new([1.0]));
         let failed = queues.apply(&key(), job("order_9", &[r#"{"hang":true}"#])).await;
         assert!(matches!(failed, Err(Failure::Timeout(_))));
         assert!(queues.is_quarantined(&key(), "order_9"));

@@ -33,9 +33,9 @@ pub struct CodeRuntime {
 }
 
 impl CodeRuntime {
-    pub fn new(compiler: Compiler, workers: ArtifactWorkers) -> Self {
+    pub fn new(compiler: Compiler, workers: ArtifactWorkers, metrics: &CodeMetrics) -> Self {
         let workers = Arc::new(workers);
-        let queues = ApplyQueues::new(workers.clone());
+        let queues = ApplyQueues::new(workers.clone(), metrics.reducer_batch_appends.clone());
         CodeRuntime {
             compiler,
             workers,

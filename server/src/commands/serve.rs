@@ -15,7 +15,7 @@ use hapnd_server::catalog::sqlite::SqliteCatalog;
 use hapnd_server::code::registry::Registry;
 use hapnd_server::code::{CodeRuntime, Reducers};
 use hapnd_server::config::{LogFormat, ServeArgs, ServeConfig};
-use hapnd_server::metrics::Metrics;
+use hapnd_server::metrics::{CodeMetrics, Metrics};
 use hapnd_server::runtime::{ArtifactWorkers, Compiler, DotnetHost};
 use hapnd_server::store::EventStore;
 use hapnd_server::store::sqlite::{DEFAULT_WAL_REWIND_FRAMES, SqliteConfig, SqliteStore};
@@ -87,7 +87,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         &metrics.store,
     )?);
     let registry = Arc::new(Registry::open(data_dir, config.durability)?);
-    let runtime = code_runtime(&config, signer)?;
+    let runtime = code_runtime(&config, signer, &metrics.code)?;
     let reducers = Reducers::start(registry, runtime, store.clone(), metrics.code.clone())?;
     let state = Arc::new(AppState {
         store: store.clone(),
@@ -132,7 +132,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 /// The jailed C# compiler and workers, or why this server cannot run user code (then uploads are refused). A
 /// `--dotnet-host` the operator named must work; the default place is used only when it holds a build.
-fn code_runtime(config: &ServeConfig, signer: Arc<ArtifactSigner>) -> anyhow::Result<Result<Arc<CodeRuntime>, String>> {
+fn code_runtime(
+    config: &ServeConfig,
+    signer: Arc<ArtifactSigner>,
+    metrics: &CodeMetrics,
+) -> anyhow::Result<Result<Arc<CodeRuntime>, String>> {
     let unavailable = |reason: String| -> anyhow::Result<Result<Arc<CodeRuntime>, String>> {
         if config.dotnet_host_required {
             anyhow::bail!("{reason}");
@@ -172,7 +176,7 @@ fn code_runtime(config: &ServeConfig, signer: Arc<ArtifactSigner>) -> anyhow::Re
             ..PoolConfig::default()
         },
     );
-    let runtime = Arc::new(CodeRuntime::new(compiler, workers));
+    let runtime = Arc::new(CodeRuntime::new(compiler, workers, metrics));
     let warming = runtime.clone();
     tokio::spawn(async move { warming.compiler.prewarm().await });
     tracing::info!(dotnet_host = %config.dotnet_host.display(), "user code enabled");
