@@ -156,6 +156,8 @@ struct ServerView {
     retries: f64,
     appends: f64,
     commits: f64,
+    batched: f64,
+    batches: f64,
 }
 
 impl ServerView {
@@ -166,6 +168,8 @@ impl ServerView {
             retries: self.retries - before.retries,
             appends: self.appends - before.appends,
             commits: self.commits - before.commits,
+            batched: self.batched - before.batched,
+            batches: self.batches - before.batches,
         }
     }
 }
@@ -185,6 +189,8 @@ async fn server_view(target: &Arc<Target>) -> anyhow::Result<ServerView> {
         retries: value("hapnd_reducer_retries_total"),
         appends: value("hapnd_group_commit_requests_sum"),
         commits: value("hapnd_group_commit_requests_count"),
+        batched: value("hapnd_reducer_batch_appends_sum"),
+        batches: value("hapnd_reducer_batch_appends_count"),
     })
 }
 
@@ -561,6 +567,7 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
         "p99.9",
         "reducer run",
         "retries",
+        "batch",
         "group",
         "errors",
     ];
@@ -583,6 +590,11 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
                 "-".to_owned()
             },
             format!("{:.3}", case.server.retries / case.server.appends.max(1.0)),
+            if case.server.batches > 0.0 {
+                format!("{:.1}", case.server.batched / case.server.batches)
+            } else {
+                "-".to_owned()
+            },
             format!("{:.1}", case.server.appends / case.server.commits.max(1.0)),
             if m.errors > 0 {
                 format!("{} !!!", m.errors)
@@ -609,7 +621,7 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
     println!(
         "latency: per append, send to last byte of the answer. reducer run: the server's mean time for one run in a \
          jailed worker (round trip and waiting for a free worker included); retries: reducer runs again because the \
-         aggregate moved, per append; group: appends per group commit."
+         aggregate moved, per append; batch: appends per worker round trip; group: appends per group commit."
     );
     println!("targets:");
     for verdict in verdicts(settings, cases) {

@@ -27,8 +27,12 @@ use crate::runtime::protocol::{BatchStep, EncodedRows, WorkerEvent};
 use crate::runtime::workers::WorkerKey;
 use crate::runtime::{ArtifactWorkers, Failure};
 
-/// Tasks draining one key's queue at once: as many as the key's workers, so none sits idle while appends wait.
+/// Tasks draining one key's queue at once, at most: as many as the key's workers. One drains it while its batches
+/// go quickly, so that appends wait together and share round trips; a second is called in when a batch has run for
+/// [`SLOW_BATCH`], so that one aggregate's slow reducer never holds up the others for longer than that.
 pub const DISPATCHERS: usize = 2;
+/// How long a batch runs before the queue stops waiting for it.
+pub const SLOW_BATCH: Duration = Duration::from_millis(5);
 /// Appends in one batch at most.
 const MAX_BATCH: usize = 64;
 /// How long an aggregate whose reducer timed out, crashed or ran out of memory runs alone.
@@ -72,6 +76,8 @@ struct Queued {
 struct KeyQueue {
     waiting: VecDeque<Queued>,
     dispatchers: usize,
+    /// Dispatchers whose batch has run longer than [`SLOW_BATCH`]: the queue does not wait for them.
+    slow: usize,
 }
 
 pub struct ApplyQueues {
@@ -142,7 +148,7 @@ impl ApplyQueues {
             } else {
                 queue.waiting.push_back(queued);
             }
-            let start = queue.dispatchers < DISPATCHERS;
+            let start = queue.dispatchers == queue.slow && queue.dispatchers < DISPATCHERS;
             if start {
                 queue.dispatchers += 1;
             }
@@ -170,7 +176,37 @@ impl ApplyQueues {
                 }
                 batch
             };
-            self.run_batch(&key, batch).await;
+            let run = self.run_batch(&key, batch);
+            tokio::pin!(run);
+            tokio::select! {
+                () = &mut run => {}
+                () = tokio::time::sleep(SLOW_BATCH) => {
+                    self.mark_slow(&key, true);
+                    run.await;
+                    self.mark_slow(&key, false);
+                }
+            }
+        }
+    }
+
+    /// Counts a dispatcher's batch as slow (or no longer), calling in another dispatcher for what waits meanwhile.
+    fn mark_slow(self: &Arc<Self>, key: &WorkerKey, slow: bool) {
+        let start = {
+            let mut queues = self.queues.lock();
+            let Some(queue) = queues.get_mut(key) else { return };
+            if !slow {
+                queue.slow -= 1;
+                return;
+            }
+            queue.slow += 1;
+            let start = !queue.waiting.is_empty() && queue.dispatchers == queue.slow && queue.dispatchers < DISPATCHERS;
+            if start {
+                queue.dispatchers += 1;
+            }
+            start
+        };
+        if start {
+            tokio::spawn(self.clone().dispatch(key.clone()));
         }
     }
 
@@ -529,5 +565,34 @@ mod tests {
         assert!(matches!(failed, Err(Failure::Timeout(_))));
         assert!(queues.is_quarantined(&key(), "order_9"));
         assert!(!queues.is_quarantined(&key(), "order_1"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_batch_calls_in_a_second_dispatcher_for_the_others() {
+        let adder = Adder::new();
+        let queues = ApplyQueues::new(adder.clone(), Histogram::new([1.0]));
+        let entered = || adder.entered.load(std::sync::atomic::Ordering::SeqCst);
+        let slow = {
+            let queues = queues.clone();
+            tokio::spawn(async move { queues.apply(&key(), job("order_1", &[r#"{"add":1}"#])).await })
+        };
+        while entered() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let other = {
+            let queues = queues.clone();
+            tokio::spawn(async move { queues.apply(&key(), job("order_2", &[r#"{"add":2}"#])).await })
+        };
+        // The first batch is held in the runner; the second append gets a runner of its own once that one is slow.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while entered() < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the other append ran beside the slow batch");
+        adder.gate.add_permits(10);
+        assert_eq!(value(&slow.await.expect("the slow append")), 11);
+        assert_eq!(value(&other.await.expect("the other append")), 12);
     }
 }
