@@ -1,7 +1,8 @@
-//! Appends waiting for the same reducer share a worker round trip. Each tenant-and-artifact key has a queue; at most
-//! [`DISPATCHERS`] tasks drain it, one batch at a time, each batch one `applyBatch` request with the aggregates as
-//! its keys. An idle server runs every append alone, as before; under load a round trip carries what queued up
-//! meanwhile, so the worker's fixed cost per request (two process wake-ups, framing) is paid once per batch.
+//! Appends waiting for the same reducer share a worker round trip. Each tenant-and-artifact key has a queue, drained
+//! one batch at a time, each batch one `applyBatch` request with the aggregates as its keys. An idle server runs
+//! every append alone; under load a round trip carries what queued up meanwhile, so the worker's fixed cost per
+//! request (two process wake-ups, framing) is paid once per batch. One task drains the queue while its batches go
+//! quickly; a second (of at most [`DISPATCHERS`]) is called in when a batch has run [`SLOW_BATCH`].
 //!
 //! User code may misbehave, and the rule stands that one aggregate's reducer must not hold up another's:
 //! - an exception fails only the append whose event threw; the others are run again at once, without it;
