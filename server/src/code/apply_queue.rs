@@ -81,6 +81,18 @@ struct KeyQueue {
     slow: usize,
 }
 
+impl KeyQueue {
+    /// Counts one more dispatcher when every running one is slow (or none runs) and there is room for one: the
+    /// caller then starts it.
+    fn claim_dispatcher(&mut self) -> bool {
+        let claimed = self.dispatchers == self.slow && self.dispatchers < DISPATCHERS;
+        if claimed {
+            self.dispatchers += 1;
+        }
+        claimed
+    }
+}
+
 pub struct ApplyQueues {
     workers: Arc<dyn BatchRunner>,
     batch_sizes: Histogram,
@@ -149,11 +161,7 @@ impl ApplyQueues {
             } else {
                 queue.waiting.push_back(queued);
             }
-            let start = queue.dispatchers == queue.slow && queue.dispatchers < DISPATCHERS;
-            if start {
-                queue.dispatchers += 1;
-            }
-            start
+            queue.claim_dispatcher()
         };
         if start {
             tokio::spawn(self.clone().dispatch(key.clone()));
@@ -200,11 +208,7 @@ impl ApplyQueues {
                 return;
             }
             queue.slow += 1;
-            let start = !queue.waiting.is_empty() && queue.dispatchers == queue.slow && queue.dispatchers < DISPATCHERS;
-            if start {
-                queue.dispatchers += 1;
-            }
-            start
+            !queue.waiting.is_empty() && queue.claim_dispatcher()
         };
         if start {
             tokio::spawn(self.clone().dispatch(key.clone()));

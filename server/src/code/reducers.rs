@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::value::RawValue;
@@ -66,6 +67,8 @@ pub struct BoundReducer {
     pub address: String,
     pub worker_key: WorkerKey,
     pub bound_at: OffsetDateTime,
+    /// Set once its artifact is registered with the workers, so the append path asks nothing more.
+    runnable: AtomicBool,
 }
 
 /// What a state read found.
@@ -246,16 +249,9 @@ impl Reducers {
             }
             return Ok((outcome, None));
         };
-        let runtime = self.runnable(tenant, &reducer)?;
+        let folder = self.folder(tenant, &reducer)?;
         let recorded_at = OffsetDateTime::now_utc();
         request.recorded_at = Some(recorded_at);
-        let folder = Folder {
-            store: &self.store,
-            metrics: &self.metrics,
-            queues: &runtime.queues,
-            tenant,
-            reducer: &reducer,
-        };
         match folder.append(request, head).await {
             Ok((outcome, state)) => {
                 if !outcome.duplicate
@@ -297,14 +293,7 @@ impl Reducers {
                 aggregate_type: head.aggregate_type,
             });
         };
-        let runtime = self.runnable(tenant, &reducer)?;
-        let folder = Folder {
-            store: &self.store,
-            metrics: &self.metrics,
-            queues: &runtime.queues,
-            tenant,
-            reducer: &reducer,
-        };
+        let folder = self.folder(tenant, &reducer)?;
         let folded = folder.catch_up(aggregate_id, Some(&head)).await?;
         let Some(state) = folded.state else {
             return Ok(StateLookup::NoAggregate);
@@ -334,13 +323,20 @@ impl Reducers {
         }))
     }
 
-    fn runnable(&self, tenant: TenantId, reducer: &BoundReducer) -> Result<&Arc<CodeRuntime>, CodeError> {
+    /// What runs `reducer` for `tenant`, once its artifact is registered with the workers.
+    fn folder<'a>(&'a self, tenant: TenantId, reducer: &'a BoundReducer) -> Result<Folder<'a>, CodeError> {
         let runtime = self.runtime.as_ref().map_err(|reason| CodeError::Unavailable {
             reducer_id: reducer.reducer_id.clone(),
             reason: format!("user code is disabled on this server: {reason}"),
         })?;
         self.ensure_runnable(tenant, reducer)?;
-        Ok(runtime)
+        Ok(Folder {
+            store: &self.store,
+            metrics: &self.metrics,
+            queues: &runtime.queues,
+            tenant,
+            reducer,
+        })
     }
 
     /// Registers the reducer's artifact with the workers once (checking its signature) and warms a worker for it.
@@ -348,8 +344,12 @@ impl Reducers {
         let Ok(runtime) = &self.runtime else {
             return Ok(());
         };
+        if reducer.runnable.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let key = (tenant, reducer.address.clone());
         if self.registered.lock().contains(&key) {
+            reducer.runnable.store(true, Ordering::Release);
             return Ok(());
         }
         let unavailable = |reason: String| CodeError::Unavailable {
@@ -365,6 +365,7 @@ impl Reducers {
             .register(artifact)
             .map_err(|failure| unavailable(failure.to_string()))?;
         self.registered.lock().insert(key);
+        reducer.runnable.store(true, Ordering::Release);
         let runtime = runtime.clone();
         let worker_key = reducer.worker_key.clone();
         tokio::spawn(async move { runtime.workers.prewarm(&worker_key).await });
@@ -381,6 +382,7 @@ impl Reducers {
                 artifact: info.address.clone(),
             },
             bound_at: binding.bound_at,
+            runnable: AtomicBool::new(false),
         });
         self.bindings
             .write()
@@ -392,33 +394,34 @@ impl Reducers {
 
     async fn compile(self: Arc<Self>, upload: Upload, files: BTreeMap<String, String>) {
         let id = upload.upload_id;
-        let recorded = match &self.runtime {
-            Err(reason) => {
+        let (recorded, outcome) = match &self.runtime {
+            Err(reason) => (
                 self.registry
-                    .fail_upload(id, &format!("user code is disabled on this server: {reason}"), &[])
-            }
+                    .fail_upload(id, &format!("user code is disabled on this server: {reason}"), &[]),
+                "failed",
+            ),
             Ok(runtime) => match runtime.compiler.compile(&files).await {
                 Err(error) => {
                     tracing::error!(%error, upload = %id, "a compile could not run");
-                    self.registry
-                        .fail_upload(id, &format!("the compile could not run ({error}); upload again"), &[])
+                    let message = format!("the compile could not run ({error}); upload again");
+                    (self.registry.fail_upload(id, &message, &[]), "failed")
                 }
-                Ok(Err(rejection)) => {
+                Ok(Err(rejection)) => (
                     self.registry
-                        .fail_upload(id, &rejection_message(&rejection), &rejection.diagnostics)
-                }
+                        .fail_upload(id, &rejection_message(&rejection), &rejection.diagnostics),
+                    "failed",
+                ),
                 Ok(Ok(compiled)) if compiled.artifact.kind != upload.kind => {
                     let diagnostic = wrong_kind(&compiled.artifact.class_name, compiled.artifact.kind);
-                    self.registry
-                        .fail_upload(id, &diagnostic.message, std::slice::from_ref(&diagnostic))
+                    let recorded =
+                        self.registry
+                            .fail_upload(id, &diagnostic.message, std::slice::from_ref(&diagnostic));
+                    (recorded, "failed")
                 }
-                Ok(Ok(compiled)) => self.finish(&upload, compiled.artifact),
+                Ok(Ok(compiled)) => (self.finish(&upload, compiled.artifact), "ready"),
             },
         };
-        let outcome = match (&recorded, self.registry.upload(upload.tenant, id)) {
-            (Ok(()), Ok(Some(upload))) => upload.status.name(),
-            _ => "failed",
-        };
+        let outcome = if recorded.is_ok() { outcome } else { "failed" };
         self.metrics.uploads.get_or_create(&OutcomeLabel { outcome }).inc();
         if let Err(error) = recorded {
             tracing::error!(%error, upload = %id, "recording an upload's outcome");
