@@ -5,7 +5,7 @@ namespace Hapnd.Worker;
 
 /// <summary>
 /// A worker request read straight from its frame with one <see cref="Utf8JsonReader"/> pass; for a batch command
-/// (<c>applyBatch</c>, <c>resolveKeys</c>) with its states and rows: a replay's batch is thousands of events, and a
+/// (<c>applyBatch</c>, <c>resolveKeys</c>, <c>projectBatch</c>) with its states and rows: a replay's batch is thousands of events, and a
 /// document of all of them (or a second pass over them) would cost more than running them. Each row is <c>[key,
 /// eventId, aggregateId, aggregateType, eventType, version, globalPosition, timestampMicros, data, metadata,
 /// correlationId, causationId]</c> (the Rust side's <c>BatchStep</c>), read by <see cref="RowScanner"/>; an event's
@@ -13,7 +13,7 @@ namespace Hapnd.Worker;
 /// </summary>
 internal sealed class BatchBody
 {
-    public static readonly HashSet<string> Commands = ["applyBatch", "resolveKeys"];
+    public static readonly HashSet<string> Commands = ["applyBatch", "resolveKeys", "projectBatch"];
 
     private BatchBody()
     {
@@ -23,6 +23,15 @@ internal sealed class BatchBody
 
     /// <summary>An <c>applyBatch</c> into the open replay session (<c>"session":true</c>) rather than given states.</summary>
     public bool Session { get; private set; }
+
+    /// <summary><c>projectBegin</c>: the projection version has no stored state yet.</summary>
+    public bool Fresh { get; private set; }
+
+    /// <summary><c>projectBatch</c>: answer every state change with its event's position.</summary>
+    public bool Record { get; private set; }
+
+    /// <summary><c>projectFlush</c>: how many states may stay resident after the flush.</summary>
+    public int Keep { get; private set; }
 
     /// <summary>The states given, key → JSON text (null: none yet).</summary>
     public Dictionary<string, string?> States { get; } = new(StringComparer.Ordinal);
@@ -65,6 +74,21 @@ internal sealed class BatchBody
             {
                 reader.Read();
                 Session = reader.GetBoolean();
+            }
+            else if (reader.ValueTextEquals("fresh"u8))
+            {
+                reader.Read();
+                Fresh = reader.GetBoolean();
+            }
+            else if (reader.ValueTextEquals("record"u8))
+            {
+                reader.Read();
+                Record = reader.GetBoolean();
+            }
+            else if (reader.ValueTextEquals("keep"u8))
+            {
+                reader.Read();
+                Keep = reader.GetInt32();
             }
             else if (reader.ValueTextEquals("states"u8))
             {

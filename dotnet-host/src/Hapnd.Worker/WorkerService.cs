@@ -30,13 +30,16 @@ namespace Hapnd.Worker;
 /// <c>timingsUs</c> says where a batch's time went in the worker: <c>read</c> (the request), <c>apply</c> (user code),
 /// <c>write</c>, and before it <c>waitBefore</c> (waiting for the request), <c>transfer</c> (receiving it),
 /// <c>sendBefore</c> (writing the answer before it) and <c>gapBefore</c> (between that write and this read).
+/// The projection session commands (<c>projectBegin</c>, <c>projectBatch</c>, <c>projectResume</c>,
+/// <c>projectFlush</c>, <c>projectEnd</c>) are documented in <c>WorkerService.Projections.cs</c>.
 /// Error kinds: <c>userException</c> (detail: exceptionType, eventIndex), <c>outOfMemory</c>, <c>badSignature</c>,
 /// <c>badArtifact</c>, <c>notLoaded</c>, <c>noSession</c>, <c>badRequest</c>.
 /// </summary>
-internal sealed class WorkerService(ArtifactVerifier verifier)
+internal sealed partial class WorkerService(ArtifactVerifier verifier)
 {
     private static readonly HashSet<string> Known =
-        ["load", "apply", "resolveKey", "applyBatch", "resolveKeys", "replayBegin", "replayEnd"];
+        ["load", "apply", "resolveKey", "applyBatch", "resolveKeys", "replayBegin", "replayEnd", "projectBegin", "projectBatch",
+            "projectResume", "projectFlush", "projectEnd"];
 
     private LoadedArtifact? _artifact;
 
@@ -60,6 +63,11 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
             if (command != "load" && _artifact is null)
             {
                 SendError(frames, id, "notLoaded", "no artifact is loaded: send load first");
+                return;
+            }
+            if (ProjectionCommands.Contains(command))
+            {
+                RunProjection(frames, id, request, _artifact!);
                 return;
             }
             if (BatchBody.Commands.Contains(command))
@@ -96,6 +104,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
         var className = body.GetProperty("className").GetString() ?? "";
         var kind = body.GetProperty("kind").GetString() ?? "";
         _session = null;
+        _projection = null;
         if (!verifier.Verify(dll, signature))
         {
             SendError(frames, id, "badSignature", "the artifact's signature does not verify: it was not signed by this server, or it was changed");
@@ -335,6 +344,7 @@ internal sealed class WorkerService(ArtifactVerifier verifier)
     private void SendError(Frames frames, ulong id, string kind, string message, Action<Utf8JsonWriter>? detail = null)
     {
         _session = null;
+        _projection = null;
         frames.SendError(id, kind, message, detail);
     }
 }
