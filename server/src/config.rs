@@ -1,6 +1,7 @@
 //! Server settings from, in order of precedence: command-line flags, `HAPND_*` environment variables (both through
 //! clap), an optional TOML file (`--config`), and the defaults below.
 
+use crate::projections::EngineSettings;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,16 @@ pub struct ServeArgs {
     /// uploads are refused [default: the folder dotnet-host next to hapnd, when it holds a build]
     #[arg(long, env = "HAPND_DOTNET_HOST")]
     pub dotnet_host: Option<PathBuf>,
+    /// Events a projection reads from the log and runs in one batch [default: 4000]
+    #[arg(long, env = "HAPND_PROJECTION_BATCH_EVENTS")]
+    pub projection_batch_events: Option<u32>,
+    /// While catching up, a projection commits its states and checkpoint after this many events (or a second)
+    /// [default: 100000]
+    #[arg(long, env = "HAPND_PROJECTION_FLUSH_EVENTS")]
+    pub projection_flush_events: Option<u64>,
+    /// State changes kept per projection in its change log (for notifications) [default: 100000]
+    #[arg(long, env = "HAPND_PROJECTION_CHANGES_KEPT")]
+    pub projection_changes_kept: Option<u64>,
 }
 
 /// The contents of a `--config` file.
@@ -82,6 +93,9 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     signing_key: Option<PathBuf>,
     dotnet_host: Option<PathBuf>,
+    projection_batch_events: Option<u32>,
+    projection_flush_events: Option<u64>,
+    projection_changes_kept: Option<u64>,
 }
 
 /// The settings `hapnd serve` runs with.
@@ -99,6 +113,7 @@ pub struct ServeConfig {
     pub dotnet_host: PathBuf,
     /// Whether `dotnet_host` was configured (then it must work) rather than the default (used when present).
     pub dotnet_host_required: bool,
+    pub projections: EngineSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +162,24 @@ impl ServeConfig {
                 .dotnet_host
                 .or(file.dotnet_host)
                 .unwrap_or_else(default_dotnet_host),
+            projections: {
+                let defaults = EngineSettings::default();
+                EngineSettings {
+                    batch_events: args
+                        .projection_batch_events
+                        .or(file.projection_batch_events)
+                        .unwrap_or(defaults.batch_events),
+                    flush_events: args
+                        .projection_flush_events
+                        .or(file.projection_flush_events)
+                        .unwrap_or(defaults.flush_events),
+                    changes_kept: args
+                        .projection_changes_kept
+                        .or(file.projection_changes_kept)
+                        .unwrap_or(defaults.changes_kept),
+                    ..defaults
+                }
+            },
         };
         let signing_key = args
             .signing_key
@@ -158,6 +191,8 @@ impl ServeConfig {
             (config.limits.max_event_bytes, "max_event_bytes"),
             (config.limits.max_batch_events, "max_batch_events"),
             (config.limits.max_request_bytes, "max_request_bytes"),
+            (config.projections.batch_events as usize, "projection_batch_events"),
+            (config.projections.flush_events as usize, "projection_flush_events"),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));

@@ -9,6 +9,7 @@ pub mod code;
 pub mod config;
 pub mod db;
 pub mod metrics;
+pub mod projections;
 pub mod runtime;
 pub mod signing_key;
 pub mod store;

@@ -29,6 +29,23 @@ pub struct StoreMetrics {
     pub queue_depth: Family<ShardLabel, Gauge>,
 }
 
+/// Which projection version a sample is of.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectionLabel {
+    pub tenant: String,
+    pub projection: String,
+    pub version: String,
+}
+
+/// The projections engine's share.
+#[derive(Clone)]
+pub struct ProjectionMetrics {
+    pub events: Family<ProjectionLabel, Counter>,
+    pub lag: Family<ProjectionLabel, Gauge>,
+    pub events_per_second: Family<ProjectionLabel, Gauge>,
+    pub failures: Counter,
+}
+
 /// User code's share: reducer runs on the write path and uploads.
 #[derive(Clone)]
 pub struct CodeMetrics {
@@ -43,6 +60,7 @@ pub struct CodeMetrics {
 pub struct Metrics {
     registry: Registry,
     pub code: CodeMetrics,
+    pub projections: ProjectionMetrics,
     pub append_requests: Family<OutcomeLabel, Counter>,
     pub appended_events: Counter,
     pub append_duration: Histogram,
@@ -111,6 +129,32 @@ impl Metrics {
             "Append requests waiting for a shard's writer",
             store.queue_depth.clone(),
         );
+        let projections = ProjectionMetrics {
+            events: Family::default(),
+            lag: Family::default(),
+            events_per_second: Family::default(),
+            failures: Counter::default(),
+        };
+        registry.register(
+            "hapnd_projection_events",
+            "Events a projection version ran through (skipped ones included)",
+            projections.events.clone(),
+        );
+        registry.register(
+            "hapnd_projection_lag_events",
+            "Events of the tenant's log after a projection version's checkpoint (head minus position)",
+            projections.lag.clone(),
+        );
+        registry.register(
+            "hapnd_projection_events_per_second",
+            "Events a projection version ran through per second, over its last seconds",
+            projections.events_per_second.clone(),
+        );
+        registry.register(
+            "hapnd_projection_failures",
+            "Projection versions stopped at a failing event",
+            projections.failures.clone(),
+        );
         let code = CodeMetrics {
             reducer_runs: Family::default(),
             reducer_duration: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
@@ -146,6 +190,7 @@ impl Metrics {
         Metrics {
             registry,
             code,
+            projections,
             append_requests,
             appended_events,
             append_duration,

@@ -5,6 +5,7 @@ mod append;
 mod auth;
 mod error;
 mod ops;
+mod projections;
 mod read;
 mod reducers;
 mod sources;
@@ -53,6 +54,7 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub metrics: Arc<Metrics>,
     pub reducers: Arc<Reducers>,
+    pub projections: Arc<crate::projections::Projections>,
     pub limits: Limits,
     /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight requests finish.
     pub draining: AtomicBool,
@@ -70,6 +72,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/aggregate-types/{aggregate_type}/reducer",
             get(reducers::binding).put(reducers::bind).delete(reducers::unbind),
         )
+        .route("/projections", get(projections::list).post(projections::deploy))
+        .route("/projections/{id}/status", get(projections::status))
+        .route("/projections/{id}/state/{key}", get(projections::query))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -25,6 +25,12 @@ use crate::store::{AggregateHead, AppendError, AppendOutcome, AppendRequest, Eve
 /// The diagnostic code of code uploaded to the wrong endpoint.
 pub const WRONG_KIND: &str = "HAPND_WRONG_KIND";
 
+/// Where a compiled projection upload goes (the projections engine): it records the version and answers the
+/// projection's id, or why it could not.
+pub trait ProjectionSink: Send + Sync {
+    fn compiled(&self, upload: &Upload, artifact: crate::runtime::Artifact) -> Result<String, String>;
+}
+
 /// The jailed C# compiler and workers; absent when the host cannot run them.
 pub struct CodeRuntime {
     pub compiler: Compiler,
@@ -97,6 +103,7 @@ pub struct Reducers {
     bindings: RwLock<HashMap<TenantId, HashMap<String, Arc<BoundReducer>>>>,
     /// Artifacts the workers know, per tenant.
     registered: Mutex<HashSet<(TenantId, String)>>,
+    projections: Option<Arc<dyn ProjectionSink>>,
 }
 
 impl Reducers {
@@ -107,8 +114,10 @@ impl Reducers {
         runtime: Result<Arc<CodeRuntime>, String>,
         store: Arc<dyn EventStore>,
         metrics: CodeMetrics,
+        projections: Option<Arc<dyn ProjectionSink>>,
     ) -> Result<Arc<Self>, RegistryError> {
         let reducers = Arc::new(Reducers {
+            projections,
             registry,
             runtime,
             store,
@@ -418,7 +427,10 @@ impl Reducers {
                             .fail_upload(id, &diagnostic.message, std::slice::from_ref(&diagnostic));
                     (recorded, "failed")
                 }
-                Ok(Ok(compiled)) => (self.finish(&upload, compiled.artifact), "ready"),
+                Ok(Ok(compiled)) => match self.finish(&upload, compiled.artifact) {
+                    Ok(outcome) => (Ok(()), outcome),
+                    Err(error) => (Err(error), "failed"),
+                },
             },
         };
         let outcome = if recorded.is_ok() { outcome } else { "failed" };
@@ -428,7 +440,26 @@ impl Reducers {
         }
     }
 
-    fn finish(&self, upload: &Upload, artifact: crate::runtime::Artifact) -> Result<(), RegistryError> {
+    /// Records a compiled upload; the outcome for the uploads metric.
+    fn finish(&self, upload: &Upload, artifact: crate::runtime::Artifact) -> Result<&'static str, RegistryError> {
+        if upload.kind == ArtifactKind::Projection {
+            let outcome = match &self.projections {
+                Some(sink) => sink.compiled(upload, artifact),
+                None => Err("projections are not available on this server".to_owned()),
+            };
+            return match outcome {
+                Ok(projection_id) => {
+                    tracing::info!(upload = %upload.upload_id, projection = %projection_id, "projection version deployed");
+                    Ok("ready")
+                }
+                Err(message) => {
+                    tracing::error!(upload = %upload.upload_id, %message, "a compiled projection could not be deployed");
+                    self.registry
+                        .fail_upload(upload.upload_id, &message, &[])
+                        .map(|()| "failed")
+                }
+            };
+        }
         let (info, binding) = self.registry.finish_reducer_upload(upload, &artifact)?;
         tracing::info!(upload = %upload.upload_id, reducer = %info.reducer_id, class = %info.class_name, "reducer ready");
         if let Some(binding) = binding {
@@ -437,7 +468,7 @@ impl Reducers {
                 tracing::error!(%error, "a reducer was bound that cannot run");
             }
         }
-        Ok(())
+        Ok("ready")
     }
 }
 
@@ -479,7 +510,7 @@ fn wrong_kind(class_name: &str, found: ArtifactKind) -> Diagnostic {
 }
 
 /// The workers' scope of a tenant: its workers run only its code.
-fn scope_of(tenant: TenantId) -> String {
+pub fn scope_of(tenant: TenantId) -> String {
     format!("tenant-{}", tenant.0)
 }
 

@@ -129,6 +129,16 @@ pub struct Registry {
     conn: Mutex<Connection>,
 }
 
+/// A projection's id: stable for the same identity (`[ProjectionName]` or the class's full name) in one tenant.
+pub fn projection_id(tenant: TenantId, identity: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(tenant.0.to_be_bytes())
+        .chain_update(b"projection\0")
+        .chain_update(identity.as_bytes())
+        .finalize();
+    format!("proj_{}", &hex::encode(digest)[..24])
+}
+
 /// A reducer's id: stable for the same code (the DLL's address) uploaded by the same tenant.
 pub fn reducer_id(tenant: TenantId, address: &str) -> String {
     let digest = Sha256::new()
@@ -290,6 +300,29 @@ impl Registry {
             .ok_or_else(|| RegistryError::Corrupt(format!("reducer {id} vanished while being recorded")))?;
         tx.commit()?;
         Ok((info, binding))
+    }
+
+    /// Stores a tenant's signed artifact (again: a no-op).
+    pub fn store_artifact(&self, tenant: TenantId, artifact: &Artifact) -> Result<(), RegistryError> {
+        insert_artifact(
+            &self.conn.lock(),
+            tenant,
+            artifact,
+            unix_micros(OffsetDateTime::now_utc()),
+        )
+    }
+
+    /// Records that an upload compiled into the projection `projection_id` (its artifact stored before).
+    pub fn finish_projection_upload(&self, upload_id: Uuid, projection_id: &str) -> Result<(), RegistryError> {
+        self.conn.lock().execute(
+            "UPDATE uploads SET status = 'ready', files = NULL, code_id = ?2, finished_at = ?3 WHERE upload_id = ?1",
+            params![
+                upload_id.to_string(),
+                projection_id,
+                unix_micros(OffsetDateTime::now_utc())
+            ],
+        )?;
+        Ok(())
     }
 
     pub fn reducer(&self, tenant: TenantId, reducer_id: &str) -> Result<Option<ReducerInfo>, RegistryError> {

@@ -12,10 +12,12 @@ use hapnd_policy::signing::ArtifactSigner;
 use hapnd_server::api::{self, AppState};
 use hapnd_server::catalog::Catalog;
 use hapnd_server::catalog::sqlite::SqliteCatalog;
+use hapnd_server::code::reducers::ProjectionSink;
 use hapnd_server::code::registry::Registry;
 use hapnd_server::code::{CodeRuntime, Reducers};
 use hapnd_server::config::{LogFormat, ServeArgs, ServeConfig};
 use hapnd_server::metrics::{CodeMetrics, Metrics};
+use hapnd_server::projections::{ProjectionStore, Projections};
 use hapnd_server::runtime::{ArtifactWorkers, Compiler, DotnetHost};
 use hapnd_server::store::EventStore;
 use hapnd_server::store::sqlite::{DEFAULT_WAL_REWIND_FRAMES, SqliteConfig, SqliteStore};
@@ -88,12 +90,23 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )?);
     let registry = Arc::new(Registry::open(data_dir, config.durability)?);
     let runtime = code_runtime(&config, signer, &metrics.code)?;
-    let reducers = Reducers::start(registry, runtime, store.clone(), metrics.code.clone())?;
+    let projection_store = Arc::new(ProjectionStore::open(data_dir)?);
+    let projections = Projections::start(
+        projection_store,
+        store.clone(),
+        registry.clone(),
+        runtime.clone(),
+        metrics.projections.clone(),
+        config.projections.clone(),
+    )?;
+    let sink: Arc<dyn ProjectionSink> = projections.clone();
+    let reducers = Reducers::start(registry, runtime, store.clone(), metrics.code.clone(), Some(sink))?;
     let state = Arc::new(AppState {
         store: store.clone(),
         catalog,
         metrics,
         reducers,
+        projections: projections.clone(),
         limits: config.limits,
         draining: AtomicBool::new(false),
     });
@@ -124,6 +137,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         })
         .await
         .context("serve http")?;
+    projections.shutdown();
     store.shutdown().await;
     tracing::info!("stopped");
     drop(lock);

@@ -141,6 +141,81 @@ impl Serialize for SessionBatchRequest<'_> {
 #[serde(tag = "cmd", rename = "replayEnd")]
 pub struct ReplayEndRequest {}
 
+/// Worker ← server: opens a projection session (`WorkerService.Projections.cs`), replacing any open one; answered
+/// `{}`. `fresh`: the projection version has no stored state, so a key the session never held is a new row.
+#[derive(Debug, Serialize)]
+#[serde(tag = "cmd", rename = "projectBegin")]
+pub struct ProjectBeginRequest {
+    pub fresh: bool,
+}
+
+/// Worker ← server: the next events of the log, gapless and in order, through `ResolveKey` and `Apply`; answered
+/// with a [`ProjectBatchResponse`]. The rows' keys are empty: the projection resolves them. `record`: answer every
+/// state change.
+#[derive(Debug)]
+pub struct ProjectBatchRequest<'a> {
+    pub record: bool,
+    pub events: &'a EncodedRows,
+}
+
+impl Serialize for ProjectBatchRequest<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // The rows last: the worker's row scanner reads them from there to the end of the frame.
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("cmd", "projectBatch")?;
+        map.serialize_entry("record", &self.record)?;
+        map.serialize_entry("events", self.events)?;
+        map.end()
+    }
+}
+
+/// Worker ← server: the stored states a suspended batch asked for (`None`: the key has none); answered with the
+/// batch's [`ProjectBatchResponse`].
+#[derive(Debug, Serialize)]
+#[serde(tag = "cmd", rename = "projectResume")]
+pub struct ProjectResumeRequest<'a> {
+    pub states: BTreeMap<&'a str, Option<&'a RawValue>>,
+}
+
+/// Worker ← server: every state changed since the last flush, to store with the checkpoint; then, when more than
+/// `keep` are resident, the worker lets them all go. Answered with a [`ProjectFlushResponse`].
+#[derive(Debug, Serialize)]
+#[serde(tag = "cmd", rename = "projectFlush")]
+pub struct ProjectFlushRequest {
+    pub keep: usize,
+}
+
+/// Worker ← server: closes the projection session; answered `{}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "cmd", rename = "projectEnd")]
+pub struct ProjectEndRequest {}
+
+/// The answer to a [`ProjectBatchRequest`] or [`ProjectResumeRequest`]: either the keys whose stored states the
+/// batch needs first (`need`), or what it did.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectBatchResponse {
+    #[serde(default)]
+    pub need: Option<Vec<String>>,
+    #[serde(default)]
+    pub applied: u64,
+    #[serde(default)]
+    pub skipped: u64,
+    #[serde(default)]
+    pub resident: usize,
+    /// With `record`: every state change in order, `[position, key, state]`.
+    #[serde(default)]
+    pub changes: Vec<(u64, String, Box<RawValue>)>,
+}
+
+/// The answer to a [`ProjectFlushRequest`].
+#[derive(Debug, Deserialize)]
+pub struct ProjectFlushResponse {
+    pub states: BTreeMap<String, Box<RawValue>>,
+    pub resident: usize,
+}
+
 /// A batch's rows, serialized ahead of the request that sends them: a replay encodes the next batch while the
 /// worker runs the current one, since only the states (small) depend on the previous answer.
 #[derive(Debug)]

@@ -68,7 +68,7 @@ pub enum Failure {
 }
 
 pub struct ArtifactWorkers {
-    pool: Pool<WorkerKey>,
+    pub(super) pool: Pool<WorkerKey>,
     artifacts: Arc<RwLock<HashMap<String, Arc<Artifact>>>>,
     public_key: ArtifactPublicKey,
 }
@@ -171,7 +171,7 @@ impl ArtifactWorkers {
         })
     }
 
-    fn ensure_registered(&self, key: &WorkerKey) -> Result<(), Failure> {
+    pub(super) fn ensure_registered(&self, key: &WorkerKey) -> Result<(), Failure> {
         if self
             .artifacts
             .read()
@@ -377,14 +377,14 @@ fn load_request(artifact: &Artifact) -> Option<Box<RawValue>> {
     serde_json::value::to_raw_value(&request).ok()
 }
 
-fn from_pool(error: PoolError) -> Failure {
+pub(super) fn from_pool(error: PoolError) -> Failure {
     match error {
         PoolError::Exhausted(waited) => Failure::Unavailable(format!("every worker stayed busy for {waited:?}")),
         PoolError::Worker(worker) => from_worker(worker),
     }
 }
 
-fn from_worker(error: WorkerError) -> Failure {
+pub(super) fn from_worker(error: WorkerError) -> Failure {
     match error {
         WorkerError::Timeout(limit) => Failure::Timeout(limit),
         WorkerError::OutOfMemory => Failure::OutOfMemory,
@@ -397,7 +397,7 @@ fn from_worker(error: WorkerError) -> Failure {
     }
 }
 
-fn from_user_error(error: UserError) -> Failure {
+pub(super) fn from_user_error(error: UserError) -> Failure {
     match error.kind.as_str() {
         "userException" => {
             let detail = error.detail.unwrap_or_default();

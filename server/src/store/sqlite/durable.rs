@@ -11,16 +11,34 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use parking_lot::RwLock;
 
 use crate::catalog::TenantId;
+use crate::store::log_watch::LogWatch;
 
+/// The caps, and who to tell when a tenant's durable head moves.
 #[derive(Default)]
 pub(super) struct DurableHeads {
     heads: RwLock<HashMap<TenantId, u64>>,
+    watch: Arc<LogWatch>,
 }
 
 impl DurableHeads {
+    pub fn new(watch: Arc<LogWatch>) -> Self {
+        DurableHeads {
+            heads: RwLock::default(),
+            watch,
+        }
+    }
+
+    /// Called once `head` of `tenant` is as durable as the store is configured to make it: by the syncer after its
+    /// fsync ([`DurableHeads::advance`] does it), by the writer after its commit when there is no syncer.
+    pub fn published(&self, tenant: TenantId, head: u64) {
+        self.watch.publish(tenant, head);
+    }
+
     /// The highest position of `tenant` a reader may return; `None` when everything stored is durable.
     pub fn cap(&self, tenant: TenantId) -> Option<u64> {
         self.heads.read().get(&tenant).copied()
@@ -33,9 +51,12 @@ impl DurableHeads {
 
     /// Called by the syncer once `head` is on disk.
     pub fn advance(&self, tenant: TenantId, head: u64) {
-        let mut heads = self.heads.write();
-        let entry = heads.entry(tenant).or_insert(head);
-        *entry = (*entry).max(head);
+        {
+            let mut heads = self.heads.write();
+            let entry = heads.entry(tenant).or_insert(head);
+            *entry = (*entry).max(head);
+        }
+        self.published(tenant, head);
     }
 }
 

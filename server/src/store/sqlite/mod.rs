@@ -32,6 +32,7 @@ use self::writer::{Command, WriterHandle, WriterParts};
 use crate::catalog::TenantId;
 use crate::db::{self, Access, Durability};
 use crate::metrics::{ShardLabel, StoreMetrics};
+use crate::store::log_watch::LogWatch;
 use crate::store::{
     AggregateHead, AppendError, AppendOutcome, AppendRequest, EventStore, LogPage, StoreError, StreamPage,
 };
@@ -52,6 +53,7 @@ pub struct SqliteStore {
     shards: Vec<Shard>,
     accepting: AtomicBool,
     checkpointer: parking_lot::Mutex<Option<Checkpointer>>,
+    log_watch: Arc<LogWatch>,
 }
 
 struct Shard {
@@ -96,6 +98,7 @@ impl SqliteStore {
             .map_err(|_| std::io::Error::other("the store must be opened inside a tokio runtime"))?;
         let answers = AnswerSender::spawn(&runtime);
         let mut checkpointed = Vec::with_capacity(paths.len());
+        let log_watch = Arc::new(LogWatch::default());
         for (index, path) in paths.into_iter().enumerate() {
             let conn = open_shard_writer(&path, Durability::Normal)?;
             let rewind = Arc::new(WalRewind::default());
@@ -104,7 +107,7 @@ impl SqliteStore {
                 rewind: rewind.clone(),
                 rewind_after_frames: config.wal_rewind_frames,
             });
-            let durable = Arc::new(DurableHeads::default());
+            let durable = Arc::new(DurableHeads::new(log_watch.clone()));
             let failed = Arc::new(AtomicBool::new(false));
             let queue = Arc::new(WorkQueue::new());
             let syncer = match config.durability {
@@ -150,6 +153,7 @@ impl SqliteStore {
             shards,
             accepting: AtomicBool::new(true),
             checkpointer: parking_lot::Mutex::new(Some(checkpointer)),
+            log_watch,
         })
     }
 
@@ -210,6 +214,10 @@ impl EventStore for SqliteStore {
     async fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError> {
         let readers = Arc::clone(&self.shard(tenant).readers);
         run_blocking(move || readers.read_log(tenant, after, limit)).await
+    }
+
+    fn watch_log(&self, tenant: TenantId) -> tokio::sync::watch::Receiver<u64> {
+        self.log_watch.subscribe(tenant)
     }
 
     fn is_ready(&self) -> bool {

@@ -295,7 +295,12 @@ impl Writer {
                     .map(|(tenant, (_, after))| (tenant, after))
                     .collect(),
             }),
-            None => self.answers.deliver(group.answers),
+            None => {
+                for (tenant, (_, after)) in &group.heads {
+                    self.durable.published(*tenant, *after);
+                }
+                self.answers.deliver(group.answers)
+            }
         }
         // Between two transactions is the only time the WAL can be started over; with `full` this overlaps the
         // syncer's fsync of the group just committed.
