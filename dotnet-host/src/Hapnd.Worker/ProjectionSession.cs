@@ -40,6 +40,11 @@ internal sealed class ProjectionSession(IProjection projection, StateOps ops, bo
 
     public bool Suspended => _suspended is not null;
 
+    /// <summary>Stopwatch ticks the last batch spent in <c>ResolveKey</c> and in <c>Apply</c>.</summary>
+    public long LastResolveTicks { get; private set; }
+
+    public long LastApplyTicks { get; private set; }
+
     /// <summary>What running a batch gave.</summary>
     public sealed record Outcome(int Applied, int Skipped, List<(long Position, string Key, string State)>? Changes);
 
@@ -51,6 +56,7 @@ internal sealed class ProjectionSession(IProjection projection, StateOps ops, bo
         List<(string Key, Event Event)> rows, bool record, ref long? eventIndex, out Outcome? outcome)
     {
         var first = Rows;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var keys = new string?[rows.Count];
         for (var i = 0; i < rows.Count; i++)
         {
@@ -58,6 +64,8 @@ internal sealed class ProjectionSession(IProjection projection, StateOps ops, bo
             keys[i] = projection.ResolveKey(rows[i].Event);
         }
         eventIndex = null;
+        LastResolveTicks = System.Diagnostics.Stopwatch.GetTimestamp() - started;
+        LastApplyTicks = 0;
         List<string>? need = null;
         HashSet<string>? asked = null;
         if (!fresh || _evicted)
@@ -113,6 +121,7 @@ internal sealed class ProjectionSession(IProjection projection, StateOps ops, bo
     private Outcome Apply(
         List<(string Key, Event Event)> rows, string?[] keys, long first, bool record, ref long? eventIndex)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var applied = 0;
         List<(long, string, string)>? changes = record ? [] : null;
         // The state being folded stays in a local while consecutive rows share a key.
@@ -143,6 +152,7 @@ internal sealed class ProjectionSession(IProjection projection, StateOps ops, bo
             changes?.Add((@event.GlobalPosition, rowKey, ops.Serialize(entry.State)));
         }
         eventIndex = null;
+        LastApplyTicks = System.Diagnostics.Stopwatch.GetTimestamp() - started;
         return new Outcome(applied, rows.Count - applied, changes);
     }
 

@@ -9,7 +9,8 @@ namespace Hapnd.Worker;
 /// <item><c>{"cmd":"projectBatch","record":bool,"events":[ROW...]}</c> (the rows' keys are ignored: the projection
 /// resolves them) → <c>{"need":["key"...]}</c> when states must be given first (the batch then waits for
 /// <c>projectResume</c>), else the outcome <c>{"applied":N,"skipped":M,"resident":R}</c>, with
-/// <c>"changes":[[position,"key",STATE]...]</c> (every state change, in order) when <c>record</c>.</item>
+/// <c>"changes":[[position,"key",STATE]...]</c> (every state change, in order) when <c>record</c>, and
+/// <c>"timingsUs":{"read","resolve","apply","waitBefore","transfer"}</c>.</item>
 /// <item><c>{"cmd":"projectResume","states":{"key":JSON|null}}</c> → the waiting batch's outcome.</item>
 /// <item><c>{"cmd":"projectFlush","keep":K}</c> → <c>{"states":{"key":JSON},"resident":R}</c>: every state changed
 /// since the last flush; then, when more than K are resident, they are all let go.</item>
@@ -24,8 +25,9 @@ internal sealed partial class WorkerService
 
     private ProjectionSession? _projection;
 
-    private void RunProjection(Frames frames, ulong id, BatchBody request, LoadedArtifact artifact)
+    private void RunProjection(Frames frames, ulong id, BatchBody request, LoadedArtifact artifact, long received)
     {
+        var parsed = System.Diagnostics.Stopwatch.GetTimestamp();
         long? eventIndex = null;
         try
         {
@@ -72,11 +74,11 @@ internal sealed partial class WorkerService
                         frames.EndOk(writer);
                         return;
                     }
-                    WriteOutcome(frames, id, outcome!, session);
+                    WriteOutcome(frames, id, outcome!, session, Micros(received, parsed));
                     return;
                 }
                 case "projectResume":
-                    WriteOutcome(frames, id, session.Resume(request.States, ref eventIndex), session);
+                    WriteOutcome(frames, id, session.Resume(request.States, ref eventIndex), session, Micros(received, parsed));
                     return;
                 case "projectFlush":
                 {
@@ -98,7 +100,8 @@ internal sealed partial class WorkerService
         }
     }
 
-    private static void WriteOutcome(Frames frames, ulong id, ProjectionSession.Outcome outcome, ProjectionSession session)
+    private static void WriteOutcome(
+        Frames frames, ulong id, ProjectionSession.Outcome outcome, ProjectionSession session, long readMicros)
     {
         var writer = frames.StartOk(id);
         writer.WriteStartObject();
@@ -118,6 +121,14 @@ internal sealed partial class WorkerService
             }
             writer.WriteEndArray();
         }
+        // Where the batch's time went in the worker (as for applyBatch), ResolveKey and Apply apart.
+        writer.WriteStartObject("timingsUs");
+        writer.WriteNumber("read", readMicros);
+        writer.WriteNumber("resolve", (long)System.Diagnostics.Stopwatch.GetElapsedTime(0, session.LastResolveTicks).TotalMicroseconds);
+        writer.WriteNumber("apply", (long)System.Diagnostics.Stopwatch.GetElapsedTime(0, session.LastApplyTicks).TotalMicroseconds);
+        writer.WriteNumber("waitBefore", (long)frames.LastWait.TotalMicroseconds);
+        writer.WriteNumber("transfer", (long)frames.LastTransfer.TotalMicroseconds);
+        writer.WriteEndObject();
         writer.WriteEndObject();
         frames.EndOk(writer);
     }

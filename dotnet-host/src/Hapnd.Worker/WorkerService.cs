@@ -67,7 +67,7 @@ internal sealed partial class WorkerService(ArtifactVerifier verifier)
             }
             if (ProjectionCommands.Contains(command))
             {
-                RunProjection(frames, id, request, _artifact!);
+                RunProjection(frames, id, request, _artifact!, received);
                 return;
             }
             if (BatchBody.Commands.Contains(command))

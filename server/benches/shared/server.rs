@@ -111,6 +111,18 @@ impl Server {
         }
     }
 
+    /// The server's data dir.
+    #[allow(dead_code)]
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The server's whole log so far.
+    #[allow(dead_code)]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hapnd.log")).unwrap_or_default()
+    }
+
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("hapnd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();

@@ -23,9 +23,9 @@ use super::service::{LiveStats, Shared};
 use super::store::{Change, Committed, Swapped, Version, VersionFailure, VersionStatus};
 use crate::runtime::Failure;
 use crate::runtime::projection_session::{BatchAnswer, SessionAnswer};
-use crate::runtime::protocol::{BatchStep, EncodedRows, WorkerEvent};
+use crate::runtime::protocol::{BatchStep, EncodedRows, WorkerEvent, stored_json};
 use crate::runtime::workers::WorkerKey;
-use crate::store::RecordedEvent;
+use crate::store::log_slab::{LogSlab, SlabEvent};
 
 /// Why a session ended.
 enum SessionEnd {
@@ -54,6 +54,19 @@ pub(super) struct Runner {
     stop: watch::Receiver<bool>,
     /// Changes of a pending version near the head, kept for the swap (an active version records its own).
     pending_changes: VecDeque<Change>,
+    /// Where the catch-up's time went, logged when the version becomes active.
+    timings: Timings,
+}
+
+#[derive(Debug, Default)]
+struct Timings {
+    started: Option<Instant>,
+    read: Duration,
+    encode: Duration,
+    wait: Duration,
+    commit: Duration,
+    /// The worker's own account, summed over batches (µs).
+    worker: BTreeMap<String, u64>,
 }
 
 impl Runner {
@@ -69,6 +82,10 @@ impl Runner {
             stats,
             stop,
             pending_changes: VecDeque::new(),
+            timings: Timings {
+                started: Some(Instant::now()),
+                ..Timings::default()
+            },
         }
     }
 
@@ -197,24 +214,30 @@ impl Runner {
             while flush_owed.is_none() && in_flight.len() < depth {
                 heads.borrow_and_update();
                 let limit = if probe.is_some() { 1 } else { settings.batch_events };
-                let page = match self.shared.events.read_log(tenant, sent, limit).await {
+                let reading = Instant::now();
+                let page = self.shared.events.read_log_slab(tenant, sent, limit).await;
+                self.timings.read += reading.elapsed();
+                let page = match page {
                     Ok(page) => page,
                     Err(error) => return SessionEnd::Retry(format!("read the log: {error}")),
                 };
                 self.stats.set_head(page.head_position);
-                if page.events.is_empty() {
+                if page.is_empty() {
                     at_head = true;
                     break;
                 }
-                if let Some(gap) = first_gap(sent, &page.events) {
+                if let Some(gap) = first_gap(sent, page.iter().map(|e| e.global_position)) {
                     return SessionEnd::Retry(format!("the log skips from {sent} to {gap}"));
                 }
-                if !recording && page.events.len() < limit as usize {
+                if !recording && page.len() < limit as usize {
                     // Near the head: a pending version keeps its changes from here for the swap.
                     recording = true;
                 }
-                let last = page.events.last().map_or(sent, |e| e.global_position);
-                let rows = match encode(&page.events) {
+                let last = page.last_position().unwrap_or(sent);
+                let encoding = Instant::now();
+                let rows = encode(&page);
+                self.timings.encode += encoding.elapsed();
+                let rows = match rows {
                     Ok(rows) => rows,
                     Err(error) => return SessionEnd::Retry(format!("encode events: {error}")),
                 };
@@ -223,7 +246,7 @@ impl Runner {
                 }
                 in_flight.push_back(InFlight {
                     last,
-                    events: page.events.len() as u64,
+                    events: page.len() as u64,
                 });
                 sent = last;
                 idle_since = None;
@@ -270,7 +293,10 @@ impl Runner {
                 }
                 continue;
             }
-            let answer = match session.receive().await {
+            let waiting = Instant::now();
+            let answer = session.receive().await;
+            self.timings.wait += waiting.elapsed();
+            let answer = match answer {
                 Ok(answer) => answer,
                 Err(failure) => return self.failed(failure, probe, base, answered, sent).await,
             };
@@ -300,6 +326,9 @@ impl Runner {
                     answered = batch.last;
                     since_flush += batch.events;
                     resident = done.resident;
+                    for (part, us) in done.timings_us {
+                        *self.timings.worker.entry(part).or_default() += us;
+                    }
                     changes.extend(done.changes.into_iter().map(|(position, key, state)| Change {
                         position,
                         key,
@@ -361,8 +390,10 @@ impl Runner {
             }
             Vec::new()
         };
+        let committing = Instant::now();
         let committed =
             tokio::task::spawn_blocking(move || store.commit(version_id, from, to, &states, &recorded)).await;
+        self.timings.commit += committing.elapsed();
         match committed {
             Ok(Ok(Committed::Done)) => {
                 self.version.position = to;
@@ -386,8 +417,12 @@ impl Runner {
             tokio::task::spawn_blocking(move || store.swap(version_id, at, at, &BTreeMap::new(), &kept)).await;
         match swapped {
             Ok(Ok(Swapped::Done { superseded })) => {
+                let timings = &self.timings;
                 tracing::info!(projection = %self.version.projection_id, version = version_id, position = at,
-                    ?superseded, "a projection version is active");
+                    ?superseded, took = ?timings.started.map(|s| s.elapsed()), read = ?timings.read,
+                    encode = ?timings.encode, waiting_for_the_worker = ?timings.wait, commit = ?timings.commit,
+                    worker_us = ?timings.worker,
+                    "a projection version is active");
                 self.version.status = VersionStatus::Active;
                 self.version.activated_at = Some(OffsetDateTime::now_utc());
                 self.pending_changes.clear();
@@ -490,42 +525,42 @@ impl Runner {
     }
 }
 
-/// The position after `after` that `events` does not start with, or where it skips one.
-fn first_gap(after: u64, events: &[RecordedEvent]) -> Option<u64> {
+/// The position after `after` that `positions` does not start with, or where it skips one.
+fn first_gap(after: u64, positions: impl Iterator<Item = u64>) -> Option<u64> {
     (after + 1..)
-        .zip(events)
-        .find(|(expected, event)| event.global_position != *expected)
-        .map(|(_, event)| event.global_position)
+        .zip(positions)
+        .find(|(expected, position)| position != expected)
+        .map(|(_, position)| position)
 }
 
-/// The worker's rows for `events` (keys empty: the projection resolves them).
-fn encode(events: &[RecordedEvent]) -> Result<EncodedRows, String> {
-    let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
-    let data: Vec<Box<RawValue>> = events
+/// The worker's rows for a page of the log (keys empty: the projection resolves them). The events' JSON goes as
+/// stored, not parsed again.
+fn encode(page: &LogSlab) -> Result<EncodedRows, String> {
+    let events: Vec<SlabEvent<'_>> = page.iter().collect();
+    let ids: Vec<[u8; 36]> = events
         .iter()
-        .map(|e| RawValue::from_string(e.data.clone()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("an event's data: {e}"))?;
-    let metadata: Vec<Option<Box<RawValue>>> = events
-        .iter()
-        .map(|e| e.metadata.clone().map(RawValue::from_string).transpose())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("an event's metadata: {e}"))?;
+        .map(|e| {
+            let mut id = [0u8; 36];
+            e.event_id.hyphenated().encode_lower(&mut id);
+            id
+        })
+        .collect();
     let worker_events: Vec<WorkerEvent<'_>> = events
         .iter()
-        .enumerate()
-        .map(|(i, e)| WorkerEvent {
-            event_id: &ids[i],
-            aggregate_id: &e.aggregate_id,
-            aggregate_type: &e.aggregate_type,
-            event_type: &e.event_type,
+        .zip(&ids)
+        .map(|(e, id)| WorkerEvent {
+            // A hyphenated UUID is ASCII.
+            event_id: std::str::from_utf8(id).unwrap_or_default(),
+            aggregate_id: e.aggregate_id,
+            aggregate_type: e.aggregate_type,
+            event_type: e.event_type,
             version: e.version,
             global_position: e.global_position,
-            timestamp: e.recorded_at,
-            data: &data[i],
-            metadata: metadata[i].as_deref(),
-            correlation_id: e.correlation_id.as_deref(),
-            causation_id: e.causation_id.as_deref(),
+            timestamp: crate::time_util::from_unix_micros(e.recorded_at_micros),
+            data: stored_json(e.data),
+            metadata: e.metadata.map(stored_json),
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
         })
         .collect();
     let steps: Vec<BatchStep<'_>> = worker_events.iter().map(|event| BatchStep { key: "", event }).collect();
@@ -537,26 +572,10 @@ fn encode(events: &[RecordedEvent]) -> Result<EncodedRows, String> {
 mod tests {
     use super::*;
 
-    fn event(position: u64) -> RecordedEvent {
-        RecordedEvent {
-            event_id: uuid::Uuid::nil(),
-            aggregate_id: "email-1".into(),
-            aggregate_type: "email".into(),
-            event_type: "Received".into(),
-            version: 1,
-            global_position: position,
-            data: "{}".into(),
-            metadata: None,
-            correlation_id: None,
-            causation_id: None,
-            recorded_at: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
     #[test]
     fn a_page_must_start_right_after_the_checkpoint_and_skip_nothing() {
-        assert_eq!(first_gap(4, &[event(5), event(6)]), None);
-        assert_eq!(first_gap(4, &[event(6)]), Some(6));
-        assert_eq!(first_gap(4, &[event(5), event(7)]), Some(7));
+        assert_eq!(first_gap(4, [5, 6].into_iter()), None);
+        assert_eq!(first_gap(4, [6].into_iter()), Some(6));
+        assert_eq!(first_gap(4, [5, 7].into_iter()), Some(7));
     }
 }

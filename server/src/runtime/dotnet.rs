@@ -13,6 +13,16 @@ pub const COMPILER_MEMORY_BYTES: u64 = 768 * 1024 * 1024;
 /// One compile, gates included; Roslyn's first compile in a process is the slow one and happens before the hello.
 pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How a worker's JIT tiers up. A worker runs a batch's loop over thousands of events from its first request, and a
+/// replay is a few dozen requests: loops are compiled optimized at once instead of starting in the quick tier,
+/// and methods called often move up as soon as they are counted, not after the runtime's 100 ms of quiet (which
+/// a busy worker never has). Measured on a 200,000-event projection replay: the worker's time per event fell from
+/// 5.7 to 2.9 µs.
+const WORKER_JIT: &[(&str, &str)] = &[
+    ("DOTNET_TC_QuickJitForLoops", "0"),
+    ("DOTNET_TC_CallCountingDelayMs", "0"),
+];
+
 /// The workers' first GC generation (see `DOTNET_GCgen0size`).
 const GEN0_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -87,6 +97,11 @@ impl DotnetHost {
             hapnd_executor::Limits::default().memory_bytes,
         );
         spec.args.extend(["--public-key".to_owned(), hex::encode(public_key)]);
+        spec.env.extend(
+            WORKER_JIT
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        );
         spec
     }
 

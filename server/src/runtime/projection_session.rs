@@ -14,6 +14,8 @@ use hapnd_executor::PooledWorker;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+#[cfg(doc)]
+use super::protocol::ProjectBatchResponse;
 use super::protocol::{
     EncodedRows, ProjectBatchRequest, ProjectBatchResponse, ProjectBeginRequest, ProjectEndRequest,
     ProjectFlushRequest, ProjectFlushResponse, ProjectResumeRequest,
@@ -38,6 +40,8 @@ pub struct BatchDone {
     pub resident: usize,
     /// With `record`: every state change in order, `(position, key, state)`.
     pub changes: Vec<(u64, String, Box<RawValue>)>,
+    /// Where the batch's time went in the worker (see [`ProjectBatchResponse::timings_us`]).
+    pub timings_us: BTreeMap<String, u64>,
 }
 
 /// What a flush handed over.
@@ -201,6 +205,7 @@ impl ProjectionSession {
                     skipped: done.skipped,
                     resident: done.resident,
                     changes: done.changes,
+                    timings_us: done.timings_us,
                 })))),
                 Err(e) => Err(self.fail(unreadable(e))),
             },

@@ -207,6 +207,10 @@ pub struct ProjectBatchResponse {
     /// With `record`: every state change in order, `[position, key, state]`.
     #[serde(default)]
     pub changes: Vec<(u64, String, Box<RawValue>)>,
+    /// Where the batch's time went in the worker, in microseconds: `read`, `resolve` (`ResolveKey`), `apply`,
+    /// and before the batch `waitBefore` and `transfer`.
+    #[serde(default)]
+    pub timings_us: BTreeMap<String, u64>,
 }
 
 /// The answer to a [`ProjectFlushRequest`].
@@ -347,6 +351,14 @@ pub struct WorkerEvent<'a> {
 
 fn rfc3339<S: serde::Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&crate::time_util::rfc3339(*at))
+}
+
+/// JSON the store validated when it was appended, passed on as raw JSON without being parsed again (a replay sends
+/// millions of events). Text that is not JSON breaks the frame, which the worker then refuses as a bad request.
+pub fn stored_json(json: &str) -> &RawValue {
+    // SAFETY: serde_json declares `RawValue` `#[repr(transparent)]` over `str` (and converts the same way itself in
+    // `RawValue::from_borrowed`), so the pointer cast keeps the layout, the length and the lifetime of `json`.
+    unsafe { &*(json as *const str as *const RawValue) }
 }
 
 fn unix_micros(at: OffsetDateTime) -> i64 {

@@ -3,6 +3,7 @@
 //! Nothing here knows about SQLite or HTTP. A backend (today [`sqlite`]) implements [`EventStore`]; the API holds an
 //! `Arc<dyn EventStore>` and never sees a backend type, so a PostgreSQL-compatible backend can sit beside SQLite.
 
+pub mod log_slab;
 pub mod log_watch;
 pub mod sqlite;
 
@@ -219,6 +220,9 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Reads up to `limit` events of the tenant's log with a global position above `after`, in position order.
     async fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError>;
+
+    /// Like [`EventStore::read_log`], in one buffer ([`log_slab::LogSlab`]): for consumers that pass every event on.
+    async fn read_log_slab(&self, tenant: TenantId, after: u64, limit: u32) -> Result<log_slab::LogSlab, StoreError>;
 
     /// Wakes the receiver whenever `tenant`'s durable head moves (see [`log_watch::LogWatch::subscribe`]): a
     /// consumer reads the log after marking the receiver seen, and waits on it once the log has nothing new.

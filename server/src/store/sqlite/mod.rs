@@ -216,6 +216,16 @@ impl EventStore for SqliteStore {
         run_blocking(move || readers.read_log(tenant, after, limit)).await
     }
 
+    async fn read_log_slab(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: u32,
+    ) -> Result<crate::store::log_slab::LogSlab, StoreError> {
+        let readers = Arc::clone(&self.shard(tenant).readers);
+        run_blocking(move || readers.read_log_slab(tenant, after, limit)).await
+    }
+
     fn watch_log(&self, tenant: TenantId) -> tokio::sync::watch::Receiver<u64> {
         self.log_watch.subscribe(tenant)
     }

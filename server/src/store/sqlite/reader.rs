@@ -1,6 +1,7 @@
 //! Reads. Each shard keeps a few read-only connections; a read takes one, runs in one read transaction (a consistent
 //! snapshot even while the writer commits), and gives it back. Reads run on tokio's blocking pool.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use super::durable::DurableHeads;
 use super::schema::{StreamRow, event_key, load_head, load_snapshot, load_stream, position_of};
 use crate::catalog::TenantId;
 use crate::db::{self, Access, Durability};
+use crate::store::log_slab::{LogSlab, NewSlabEvent, TextRef};
 use crate::store::{AggregateHead, LogPage, RecordedEvent, StoreError, StreamPage};
 use crate::time_util::from_unix_micros;
 
@@ -155,6 +157,71 @@ impl ReaderPool {
             Ok(LogPage { head_position, events })
         })
     }
+}
+
+impl ReaderPool {
+    /// [`ReaderPool::read_log`] into one buffer: the columns are copied straight from SQLite's row, and each
+    /// aggregate's id and type are looked up once per page instead of joined to every event.
+    pub fn read_log_slab(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogSlab, StoreError> {
+        self.with_snapshot(|conn| {
+            let stored_head = load_head(conn, tenant)?;
+            // The query above took this transaction's snapshot; only now may the cap be read (see durable.rs).
+            let head_position = self.durable.cap(tenant).map_or(stored_head, |cap| cap.min(stored_head));
+            let mut stmt = conn.prepare_cached(
+                "SELECT event_key, version, event_id, recorded_at, event_type, correlation_id, causation_id, metadata,
+                        data, stream_id
+                 FROM events WHERE event_key > ?1 AND event_key <= ?2 ORDER BY event_key LIMIT ?3",
+            )?;
+            let mut streams =
+                conn.prepare_cached("SELECT aggregate_id, aggregate_type FROM streams WHERE stream_id = ?1")?;
+            let after = after.min(head_position);
+            let mut rows = stmt.query(params![
+                event_key(tenant, after),
+                event_key(tenant, head_position),
+                limit
+            ])?;
+            let mut slab = LogSlab::with_capacity(limit.min(4096) as usize, limit.min(4096) as usize * 160);
+            slab.head_position = head_position;
+            let mut known: HashMap<i64, (TextRef, TextRef)> = HashMap::new();
+            while let Some(row) = rows.next()? {
+                let stream_id: i64 = row.get(9)?;
+                let aggregate = match known.get(&stream_id) {
+                    Some(aggregate) => *aggregate,
+                    None => {
+                        let (id, kind): (String, String) =
+                            streams.query_row(params![stream_id], |s| Ok((s.get(0)?, s.get(1)?)))?;
+                        let aggregate = (slab.push_text(&id), slab.push_text(&kind));
+                        known.insert(stream_id, aggregate);
+                        aggregate
+                    }
+                };
+                let id_bytes = row.get_ref(2)?.as_blob().map_err(corrupt)?;
+                let event_id: [u8; 16] = id_bytes
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("event id of {} bytes", id_bytes.len())))?;
+                let text = |index: usize| -> Result<Option<&str>, StoreError> {
+                    row.get_ref(index)?.as_str_or_null().map_err(corrupt)
+                };
+                slab.push(NewSlabEvent {
+                    event_id,
+                    version: row.get::<_, i64>(1)?.unsigned_abs(),
+                    global_position: position_of(row.get(0)?),
+                    recorded_at_micros: row.get(3)?,
+                    aggregate,
+                    event_type: row.get_ref(4)?.as_str().map_err(corrupt)?,
+                    correlation_id: text(5)?,
+                    causation_id: text(6)?,
+                    metadata: text(7)?,
+                    data: row.get_ref(8)?.as_str().map_err(corrupt)?,
+                });
+            }
+            Ok(slab)
+        })
+    }
+}
+
+fn corrupt(error: rusqlite::types::FromSqlError) -> StoreError {
+    StoreError::Corrupt(format!("an event column: {error}"))
 }
 
 /// Builds an event from the first nine columns selected above.
