@@ -45,6 +45,30 @@ async fn unread_counts_group_emails_of_many_aggregates_by_mailbox_and_follow_new
     wait_active_at(&server, &key, &upload, at).await;
     model.assert_v1(&server, &key, &projection).await;
 
+    // Lag and rate per version are in /metrics (refreshed every second), and the events counted.
+    let label = format!("projection=\"{projection}\"");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (status, text) = server.get_text("/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        let has = |metric: &str| {
+            text.lines()
+                .any(|line| line.starts_with(metric) && line.contains(&label))
+        };
+        if has("hapnd_projection_lag_events{") && has("hapnd_projection_events_per_second{") {
+            assert!(has("hapnd_projection_events_total{"), "{text}");
+            let lag = text
+                .lines()
+                .find(|line| line.starts_with("hapnd_projection_lag_events{") && line.contains(&label))
+                .and_then(|line| line.rsplit(' ').next())
+                .expect("a lag sample");
+            assert_eq!(lag, "0", "caught up: {text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no projection metrics: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     // The projection is listed with its active version.
     let (status, listed) = server.get(&key, "/projections").await;
     assert_eq!(status, StatusCode::OK, "{listed}");

@@ -775,3 +775,237 @@ fn record_changes<'a>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).expect("json")
+    }
+
+    fn states(pairs: &[(&str, &str)]) -> BTreeMap<String, Box<RawValue>> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), raw(v))).collect()
+    }
+
+    fn change(position: u64, key: &str, state: &str) -> Change {
+        Change {
+            position,
+            key: key.to_owned(),
+            state: raw(state),
+        }
+    }
+
+    const T: TenantId = TenantId(7);
+
+    fn deploy(store: &ProjectionStore, uploaded_at: i64) -> Deployed {
+        store
+            .deploy(
+                T,
+                "proj_x",
+                "x",
+                Uuid::new_v4(),
+                from_unix_micros(uploaded_at),
+                "addr",
+                "X",
+            )
+            .expect("deploy")
+    }
+
+    #[test]
+    fn a_first_version_serves_once_swapped_in_and_records_changes_only_while_active() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ProjectionStore::open(dir.path()).expect("open");
+        let v1 = deploy(&store, 1).version;
+        assert_eq!(store.lookup(T, "proj_x", "a").expect("lookup"), Lookup::CatchingUp);
+        assert_eq!(
+            store.lookup(TenantId(8), "proj_x", "a").expect("lookup"),
+            Lookup::NoProjection
+        );
+
+        let pending_changes = [change(1, "a", "1")];
+        assert_eq!(
+            store
+                .commit(v1.version_id, 0, 2, &states(&[("a", "1")]), &pending_changes)
+                .expect("commit"),
+            Committed::Done
+        );
+        // A commit from a stale checkpoint (another runner moved it) writes nothing.
+        assert_eq!(
+            store
+                .commit(v1.version_id, 0, 3, &states(&[("a", "9")]), &[])
+                .expect("commit"),
+            Committed::Stopped
+        );
+        let swapped = store
+            .swap(v1.version_id, 2, 2, &BTreeMap::new(), &[change(2, "a", "1")])
+            .expect("swap");
+        assert_eq!(swapped, Swapped::Done { superseded: None });
+        assert_eq!(
+            store.lookup(T, "proj_x", "a").expect("lookup"),
+            Lookup::State {
+                state: "1".into(),
+                position: 2
+            }
+        );
+        assert_eq!(
+            store.lookup(T, "proj_x", "b").expect("lookup"),
+            Lookup::NoKey { position: 2 }
+        );
+
+        store
+            .commit(
+                v1.version_id,
+                2,
+                4,
+                &states(&[("a", "3")]),
+                &[change(3, "a", "2"), change(4, "a", "3")],
+            )
+            .expect("commit");
+        let recorded = store.changes_after(T, "proj_x", 0, 10).expect("changes");
+        let seen: Vec<(u64, &str, &str)> = recorded
+            .iter()
+            .map(|c| (c.position, c.key.as_str(), c.state.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(2, "a", "1"), (3, "a", "2"), (4, "a", "3")],
+            "the pending version's commits recorded nothing"
+        );
+        assert_eq!(
+            store
+                .changes_after(T, "proj_x", recorded[0].seq, 10)
+                .expect("changes")
+                .len(),
+            2
+        );
+        assert_eq!(store.prune_changes(1).expect("prune"), 2);
+        assert_eq!(store.changes_after(T, "proj_x", 0, 10).expect("changes").len(), 1);
+    }
+
+    #[test]
+    fn a_redeploy_swaps_in_only_once_caught_up_and_a_newer_upload_abandons_the_pending_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ProjectionStore::open(dir.path()).expect("open");
+        let v1 = deploy(&store, 1).version;
+        store.swap(v1.version_id, 0, 0, &BTreeMap::new(), &[]).expect("swap");
+        store
+            .commit(v1.version_id, 0, 10, &states(&[("a", "10")]), &[])
+            .expect("commit");
+
+        let v2 = deploy(&store, 2).version;
+        let v3 = deploy(&store, 3);
+        assert_eq!(v3.abandoned, Some(v2.version_id));
+        let v3 = v3.version;
+        assert_eq!(
+            store.version(v2.version_id).expect("read").expect("v2").status,
+            VersionStatus::Abandoned
+        );
+        // An upload older than the newest one deployed is abandoned as it arrives.
+        let late = deploy(&store, 2).version;
+        assert_eq!(late.status, VersionStatus::Abandoned);
+        assert!(!late.runs());
+
+        // Behind the active version, the swap waits for another round, but keeps what the pending one did.
+        assert_eq!(
+            store
+                .swap(v3.version_id, 0, 8, &states(&[("a", "108")]), &[])
+                .expect("swap"),
+            Swapped::Behind { active_position: 10 }
+        );
+        assert_eq!(
+            store.lookup(T, "proj_x", "a").expect("lookup"),
+            Lookup::State {
+                state: "10".into(),
+                position: 10
+            }
+        );
+        let swapped = store
+            .swap(
+                v3.version_id,
+                8,
+                12,
+                &states(&[("a", "112")]),
+                &[change(9, "a", "109"), change(11, "a", "111")],
+            )
+            .expect("swap");
+        assert_eq!(
+            swapped,
+            Swapped::Done {
+                superseded: Some(v1.version_id)
+            }
+        );
+        assert_eq!(
+            store.lookup(T, "proj_x", "a").expect("lookup"),
+            Lookup::State {
+                state: "112".into(),
+                position: 12
+            }
+        );
+        let recorded: Vec<u64> = store
+            .changes_after(T, "proj_x", 0, 10)
+            .expect("changes")
+            .iter()
+            .map(|c| c.position)
+            .collect();
+        assert_eq!(recorded, [11], "changes after the replaced version's position only");
+        // The replaced version runs no more, and its states are dropped in slices.
+        assert_eq!(
+            store
+                .commit(v1.version_id, 10, 13, &BTreeMap::new(), &[])
+                .expect("commit"),
+            Committed::Stopped
+        );
+        let retired = store.retired_with_states().expect("retired");
+        assert!(
+            retired.contains(&v1.version_id) && retired.contains(&v2.version_id),
+            "{retired:?}"
+        );
+        assert_eq!(store.drop_states(v1.version_id, 10).expect("drop"), 1);
+        assert_eq!(store.drop_states(v1.version_id, 10).expect("drop"), 0);
+        assert!(!store.retired_with_states().expect("retired").contains(&v1.version_id));
+    }
+
+    #[test]
+    fn a_failure_stops_a_pending_version_and_leaves_an_active_one_serving() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ProjectionStore::open(dir.path()).expect("open");
+        let failure = VersionFailure {
+            position: 3,
+            event_id: Some("e".into()),
+            aggregate_id: Some("email-1".into()),
+            error: "user_exception".into(),
+            exception_type: Some("System.Exception".into()),
+            message: "no".into(),
+            failed_at_micros: 1,
+        };
+        let v1 = deploy(&store, 1).version;
+        store.fail(v1.version_id, &failure).expect("fail");
+        let failed = store.version(v1.version_id).expect("read").expect("v1");
+        assert_eq!(failed.status, VersionStatus::Failed);
+        assert_eq!(failed.failure.as_ref(), Some(&failure));
+        assert_eq!(
+            store.lookup(T, "proj_x", "a").expect("lookup"),
+            Lookup::NeverActive {
+                failure: Some(failure.clone())
+            }
+        );
+
+        let v2 = deploy(&store, 2).version;
+        store
+            .swap(v2.version_id, 0, 5, &states(&[("a", "5")]), &[])
+            .expect("swap");
+        store.fail(v2.version_id, &failure).expect("fail");
+        let stopped = store.version(v2.version_id).expect("read").expect("v2");
+        assert_eq!(stopped.status, VersionStatus::Active);
+        assert!(!stopped.runs());
+        assert!(store.runnable().expect("runnable").is_empty());
+        assert_eq!(
+            store.lookup(T, "proj_x", "a").expect("lookup"),
+            Lookup::State {
+                state: "5".into(),
+                position: 5
+            }
+        );
+    }
+}
