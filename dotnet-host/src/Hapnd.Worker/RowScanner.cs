@@ -240,20 +240,30 @@ internal ref struct RowScanner
     private readonly FormatException Bad(string what) => new($"a batch row is malformed at {what} (offset {_at})");
 
     /// <summary>The last string read for one column, reused while the next rows carry the same bytes.</summary>
+    /// <summary>
+    /// The last few distinct strings of a column: a log interleaves a handful of event types (and a batch a few
+    /// aggregates), so remembering only the last one missed every other row.
+    /// </summary>
     private struct Recent
     {
-        private byte[]? _bytes;
-        private string? _text;
+        private const int Slots = 4;
+        private (byte[] Bytes, string Text)[]? _seen;
+        private int _next;
 
         public string Read(ReadOnlySpan<byte> quoted)
         {
-            if (_bytes is not null && _text is not null && quoted.SequenceEqual(_bytes))
+            _seen ??= new (byte[], string)[Slots];
+            foreach (var (bytes, text) in _seen)
             {
-                return _text;
+                if (bytes is not null && quoted.SequenceEqual(bytes))
+                {
+                    return text;
+                }
             }
-            _text = Text(quoted);
-            _bytes = quoted.ToArray();
-            return _text;
+            var read = Text(quoted);
+            _seen[_next] = (quoted.ToArray(), read);
+            _next = (_next + 1) % Slots;
+            return read;
         }
     }
 }

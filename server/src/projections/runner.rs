@@ -114,6 +114,7 @@ impl Runner {
                         error = %failure.message,
                         "a projection version stopped at a failing event"
                     );
+                    self.shared.metrics.failed();
                     let store = self.shared.store.clone();
                     let version_id = self.version.version_id;
                     let recorded = tokio::task::spawn_blocking(move || store.fail(version_id, &failure)).await;

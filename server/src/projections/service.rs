@@ -143,6 +143,10 @@ impl MetricsHandle {
     pub fn events(&self, version: &Version, events: u64) {
         self.0.events.get_or_create(&label_of(version)).inc_by(events);
     }
+
+    pub fn failed(&self) {
+        self.0.failures.inc();
+    }
 }
 
 fn label_of(version: &Version) -> ProjectionLabel {

@@ -17,6 +17,9 @@ use crate::store::log_slab::{LogSlab, NewSlabEvent, TextRef};
 use crate::store::{AggregateHead, LogPage, RecordedEvent, StoreError, StreamPage};
 use crate::time_util::from_unix_micros;
 
+/// How much of a shard file a reader maps.
+const READER_MMAP_BYTES: i64 = 1 << 30;
+
 /// Connections kept for reuse; more may be open at once under load, the extras are closed after use.
 const IDLE_READERS: usize = 8;
 
@@ -38,7 +41,13 @@ impl ReaderPool {
     fn with_snapshot<T>(&self, read: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = match self.idle.lock().pop() {
             Some(conn) => conn,
-            None => db::open(&self.path, Access::ReadOnly, Durability::Normal)?,
+            None => {
+                let conn = db::open(&self.path, Access::ReadOnly, Durability::Normal)?;
+                // Pages read through a mapping instead of a read(2) and a copy each: a catch-up reads the whole log,
+                // far more than the page cache holds. Readers never write, so the mapping is never written through.
+                conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+                conn
+            }
         };
         conn.prepare_cached("BEGIN")?.execute([])?;
         let result = read(&conn);
