@@ -49,7 +49,8 @@ impl Default for EngineSettings {
             pipeline: 2,
             flush_events: 100_000,
             flush_interval: Duration::from_secs(1),
-            keep_resident: 100_000,
+            // A worker has 256 MiB; states are held as objects of unknown size, so the bound is kept modest.
+            keep_resident: 20_000,
             idle: Duration::from_secs(30),
             pending_changes: 100_000,
             changes_kept: 100_000,
