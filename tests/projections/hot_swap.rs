@@ -104,8 +104,15 @@ async fn of_two_quick_redeploys_the_latest_wins_and_the_other_is_abandoned() {
     let v1_status = wait_active_at(&server, &key, &v1, at).await;
     let projection = str_of(&v1_status["projectionId"]).to_string();
 
-    // The slow one replays for seconds; the next upload comes while it is still pending.
-    let slow = deploy(&server, &key, "Mailbox.cs", &code("mailbox_slow.cs")).await;
+    // The slow one (5 ms an event) would replay for many seconds; the next upload comes while it is pending.
+    let slow = deploy(
+        &server,
+        &key,
+        "Mailbox.cs",
+        &code("mailbox_slow.cs").replace("200_000", "5_000_000"),
+    )
+    .await;
+    wait_status(&server, &key, &slow, "catching up", |s| s["status"] == "catching_up").await;
     let latest = deploy(&server, &key, "Mailbox.cs", &code("mailbox_v2.cs")).await;
     wait_active_at(&server, &key, &latest, at).await;
     model.assert_v2(&server, &key, &projection).await;

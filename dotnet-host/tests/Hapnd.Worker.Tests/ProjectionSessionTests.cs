@@ -1,9 +1,5 @@
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using Hapnd.Projections.Contracts;
-using Hapnd.Protocol;
 
 namespace Hapnd.Worker.Tests;
 
@@ -33,32 +29,15 @@ public sealed class MailboxProjection : IProjection<Mailbox>
 /// </summary>
 public sealed class ProjectionSessionTests : IDisposable
 {
-    private readonly MemoryStream _output = new();
-    private readonly Frames _frames;
-    private readonly WorkerService _service;
-    private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-    private ulong _id;
+    private readonly WorkerHarness _worker = new();
     private int _position;
 
     public ProjectionSessionTests()
     {
-        var point = _key.ExportParameters(false).Q;
-        var verifier = ArtifactVerifier.FromHex("04" + Convert.ToHexString(point.X!) + Convert.ToHexString(point.Y!));
-        _frames = new Frames(new MemoryStream(), _output);
-        _service = new WorkerService(verifier);
-        var dll = File.ReadAllBytes(typeof(MailboxProjection).Assembly.Location);
-        var signature = _key.SignData(dll, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-        Ok(Ask($$"""
-            {"cmd":"load","dll":"{{Convert.ToBase64String(dll)}}","signature":"{{Convert.ToBase64String(signature)}}",
-             "className":"{{typeof(MailboxProjection).FullName}}","kind":"projection"}
-            """));
+        _worker.Load(typeof(MailboxProjection), "projection");
     }
 
-    public void Dispose()
-    {
-        _key.Dispose();
-        _output.Dispose();
-    }
+    public void Dispose() => _worker.Dispose();
 
     [Fact]
     public void A_fresh_session_folds_batches_and_flushes_only_what_changed_since_the_last_flush()
@@ -154,22 +133,9 @@ public sealed class ProjectionSessionTests : IDisposable
         return $$"""{"cmd":"projectBatch","record":{{(record ? "true" : "false")}},"events":[{{string.Join(",", rows)}}]}""";
     }
 
-    private JsonNode Ask(string body)
-    {
-        var id = ++_id;
-        _output.SetLength(0);
-        _service.Handle(_frames, Encoding.UTF8.GetBytes($$"""{"type":"request","id":{{id}},"body":{{body}}}"""));
-        var written = _output.ToArray();
-        var length = BinaryPrimitives.ReadInt32LittleEndian(written);
-        Assert.Equal(written.Length - 4, length);
-        var response = JsonNode.Parse(written.AsSpan(4))!;
-        Assert.Equal(id, response["id"]!.GetValue<ulong>());
-        return response;
-    }
+    private JsonNode Ask(string body) => _worker.Ask(body);
 
-    private static JsonNode Ok(JsonNode response) =>
-        response["ok"] ?? throw new Xunit.Sdk.XunitException($"an error: {response.ToJsonString()}");
+    private static JsonNode Ok(JsonNode response) => WorkerHarness.Ok(response);
 
-    private static JsonNode Error(JsonNode response) =>
-        response["error"] ?? throw new Xunit.Sdk.XunitException($"not an error: {response.ToJsonString()}");
+    private static JsonNode Error(JsonNode response) => WorkerHarness.Error(response);
 }

@@ -1,10 +1,6 @@
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hapnd.Projections.Contracts;
-using Hapnd.Protocol;
 
 namespace Hapnd.Worker.Tests;
 
@@ -26,26 +22,14 @@ public sealed class TallyReducer : IReducer<Tally>
 /// </summary>
 public sealed class ReplaySessionTests : IDisposable
 {
-    private readonly MemoryStream _output = new();
-    private readonly Frames _frames;
-    private readonly WorkerService _service;
-    private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-    private ulong _id;
+    private readonly WorkerHarness _worker = new();
 
     public ReplaySessionTests()
     {
-        var point = _key.ExportParameters(false).Q;
-        var verifier = ArtifactVerifier.FromHex("04" + Convert.ToHexString(point.X!) + Convert.ToHexString(point.Y!));
-        _frames = new Frames(new MemoryStream(), _output);
-        _service = new WorkerService(verifier);
-        Load();
+        _worker.Load(typeof(TallyReducer), "reducer");
     }
 
-    public void Dispose()
-    {
-        _key.Dispose();
-        _output.Dispose();
-    }
+    public void Dispose() => _worker.Dispose();
 
     private static readonly (string Key, string Type)[] Events =
     [
@@ -125,39 +109,16 @@ public sealed class ReplaySessionTests : IDisposable
         Assert.Equal("{}", Ok(Ask("""{"cmd":"replayEnd"}"""))["states"]!.ToJsonString());
     }
 
-    private void Load()
-    {
-        var dll = File.ReadAllBytes(typeof(TallyReducer).Assembly.Location);
-        var signature = _key.SignData(dll, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-        var loaded = Ok(Ask($$"""
-            {"cmd":"load","dll":"{{Convert.ToBase64String(dll)}}","signature":"{{Convert.ToBase64String(signature)}}",
-             "className":"{{typeof(TallyReducer).FullName}}","kind":"reducer"}
-            """));
-        Assert.Equal("reducer", loaded["kind"]!.GetValue<string>());
-    }
-
-    /// <summary>Sends one request body to the worker and returns its one response.</summary>
-    private JsonNode Ask(string body)
-    {
-        var id = ++_id;
-        _output.SetLength(0);
-        _service.Handle(_frames, Encoding.UTF8.GetBytes($$"""{"type":"request","id":{{id}},"body":{{body}}}"""));
-        var written = _output.ToArray();
-        var length = BinaryPrimitives.ReadInt32LittleEndian(written);
-        Assert.Equal(written.Length - 4, length);
-        var response = JsonNode.Parse(written.AsSpan(4))!;
-        Assert.Equal(id, response["id"]!.GetValue<ulong>());
-        return response;
-    }
-
-    private static JsonNode Ok(JsonNode response) =>
-        response["ok"] ?? throw new Xunit.Sdk.XunitException($"an error: {response.ToJsonString()}");
-
-    private static JsonNode Error(JsonNode response) =>
-        response["error"] ?? throw new Xunit.Sdk.XunitException($"not an error: {response.ToJsonString()}");
+    private void Load() => _worker.Load(typeof(TallyReducer), "reducer");
 
     /// <summary>Batch rows for (key, event type) pairs, versions and positions counted from 1.</summary>
     private static string Rows(IEnumerable<(string Key, string Type)> events) =>
         "[" + string.Join(",", events.Select((e, i) =>
             $$"""["{{e.Key}}","00000000-0000-4000-8000-{{i + 1:D12}}","order_1","order","{{e.Type}}",{{i + 1}},{{i + 1}},1767225600000000,{},null,null,null]""")) + "]";
+
+    private JsonNode Ask(string body) => _worker.Ask(body);
+
+    private static JsonNode Ok(JsonNode response) => WorkerHarness.Ok(response);
+
+    private static JsonNode Error(JsonNode response) => WorkerHarness.Error(response);
 }

@@ -295,7 +295,12 @@ impl Runner {
                 continue;
             }
             let waiting = Instant::now();
-            let answer = session.receive().await;
+            // A version replaced while its worker runs a batch stops now: dropping the session kills the worker.
+            let mut stop = self.stop.clone();
+            let answer = tokio::select! {
+                answer = session.receive() => answer,
+                _ = stop.changed() => return SessionEnd::Stopped,
+            };
             self.timings.wait += waiting.elapsed();
             let answer = match answer {
                 Ok(answer) => answer,

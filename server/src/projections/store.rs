@@ -297,22 +297,26 @@ impl ProjectionStore {
             params![tenant.0, projection_id, uploaded_at],
             |row| row.get(0),
         )?;
+        // An upload older than the newest one deployed is recorded, abandoned at once.
+        let status = if newer { "abandoned" } else { "catching_up" };
+        tx.execute(
+            "INSERT INTO versions (tenant_id, projection_id, upload_id, address, class_name, status, uploaded_at,
+                                   created_at, ended_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                tenant.0,
+                projection_id,
+                upload_id.to_string(),
+                address,
+                class_name,
+                status,
+                uploaded_at,
+                now,
+                newer.then_some(now)
+            ],
+        )?;
+        let version_id = tx.last_insert_rowid();
         if newer {
-            tx.execute(
-                "INSERT INTO versions (tenant_id, projection_id, upload_id, address, class_name, status, uploaded_at,
-                                       created_at, ended_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'abandoned', ?6, ?7, ?7)",
-                params![
-                    tenant.0,
-                    projection_id,
-                    upload_id.to_string(),
-                    address,
-                    class_name,
-                    uploaded_at,
-                    now
-                ],
-            )?;
-            let version_id = tx.last_insert_rowid();
             let version = version_by_id(&tx, version_id)?
                 .ok_or_else(|| ProjectionStoreError::Corrupt(format!("version {version_id} vanished")))?;
             tx.commit()?;
@@ -321,21 +325,6 @@ impl ProjectionStore {
                 abandoned: None,
             });
         }
-        tx.execute(
-            "INSERT INTO versions (tenant_id, projection_id, upload_id, address, class_name, status, uploaded_at,
-                                   created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'catching_up', ?6, ?7)",
-            params![
-                tenant.0,
-                projection_id,
-                upload_id.to_string(),
-                address,
-                class_name,
-                uploaded_at,
-                now
-            ],
-        )?;
-        let version_id = tx.last_insert_rowid();
         let previous: Option<i64> = tx.query_row(
             "SELECT pending_version FROM projections WHERE tenant_id = ?1 AND projection_id = ?2",
             params![tenant.0, projection_id],

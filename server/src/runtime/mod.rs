@@ -11,6 +11,7 @@ pub mod compiler;
 pub mod dotnet;
 pub mod projection_session;
 pub mod protocol;
+mod session_worker;
 pub mod workers;
 
 pub use artifact::{Artifact, ArtifactKind};

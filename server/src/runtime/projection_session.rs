@@ -8,10 +8,8 @@
 //! send batches ahead of their answers (pipelining): answers come back in order, and a `need` with a batch behind
 //! it would stall the worker.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
-use hapnd_executor::PooledWorker;
-use serde::Serialize;
 use serde_json::value::RawValue;
 
 #[cfg(doc)]
@@ -20,7 +18,8 @@ use super::protocol::{
     EncodedRows, ProjectBatchRequest, ProjectBatchResponse, ProjectBeginRequest, ProjectEndRequest,
     ProjectFlushRequest, ProjectFlushResponse, ProjectResumeRequest,
 };
-use super::workers::{ArtifactWorkers, Failure, WorkerKey, from_pool, from_user_error, from_worker};
+use super::session_worker::SessionWorker;
+use super::workers::{ArtifactWorkers, Failure, WorkerKey, from_pool};
 
 /// What a batch (or its resumption) answered.
 #[derive(Debug)]
@@ -72,10 +71,7 @@ enum Owed {
 /// a crash) ends it: that call and every later one return it. A user exception's `event_index` counts the
 /// session's events from its first, those without a key included. Dropped while open, it discards its worker.
 pub struct ProjectionSession {
-    worker: Option<PooledWorker<WorkerKey>>,
-    owed: VecDeque<Owed>,
-    open: bool,
-    failed: Option<Failure>,
+    worker: SessionWorker<Owed>,
 }
 
 impl ArtifactWorkers {
@@ -84,12 +80,9 @@ impl ArtifactWorkers {
         self.ensure_registered(key)?;
         let worker = self.pool.acquire(key).await.map_err(from_pool)?;
         let mut session = ProjectionSession {
-            worker: Some(worker),
-            owed: VecDeque::new(),
-            open: true,
-            failed: None,
+            worker: SessionWorker::new(worker),
         };
-        session.send(&ProjectBeginRequest { fresh }, Owed::Begin).await?;
+        session.worker.send(&ProjectBeginRequest { fresh }, Owed::Begin).await?;
         Ok(session)
     }
 }
@@ -97,32 +90,36 @@ impl ArtifactWorkers {
 impl ProjectionSession {
     /// Requests sent and not yet answered (the begin's included until an answer after it is read).
     pub fn in_flight(&self) -> usize {
-        self.owed.len()
+        self.worker.in_flight()
     }
 
     /// Sends the next events of the log (rows from [`EncodedRows::encode`], keys empty); `record` asks for every
     /// state change. The answer comes from [`ProjectionSession::receive`].
     pub async fn send_batch(&mut self, events: &EncodedRows, record: bool) -> Result<(), Failure> {
-        self.send(&ProjectBatchRequest { record, events }, Owed::Batch).await
+        self.worker
+            .send(&ProjectBatchRequest { record, events }, Owed::Batch)
+            .await
     }
 
     /// Gives a batch that answered [`BatchAnswer::Need`] the stored states it asked for (`None`: none stored).
     pub async fn send_resume(&mut self, states: BTreeMap<&str, Option<&RawValue>>) -> Result<(), Failure> {
-        self.send(&ProjectResumeRequest { states }, Owed::Batch).await
+        self.worker.send(&ProjectResumeRequest { states }, Owed::Batch).await
     }
 
     /// Asks for every state changed since the last flush; more than `keep` resident, the worker then lets them go.
     pub async fn send_flush(&mut self, keep: usize) -> Result<(), Failure> {
-        self.send(&ProjectFlushRequest { keep }, Owed::Flush).await
+        self.worker.send(&ProjectFlushRequest { keep }, Owed::Flush).await
     }
 
-    /// The oldest answer owed. Errors when nothing is owed but the begin.
+    /// The oldest answer owed other than the begin's. Errors when nothing else is owed.
     pub async fn receive(&mut self) -> Result<SessionAnswer, Failure> {
         loop {
             match self.take_answer().await? {
                 Some(answer) => return Ok(answer),
-                None if self.owed.is_empty() => {
-                    return Err(self.fail(Failure::Protocol("nothing was asked of the session".into())));
+                None if self.worker.in_flight() == 0 => {
+                    return Err(self
+                        .worker
+                        .fail(Failure::Protocol("nothing was asked of the session".into())));
                 }
                 None => {}
             }
@@ -131,9 +128,8 @@ impl ProjectionSession {
 
     /// Closes the session and gives the worker back, once it answered everything.
     pub async fn end(mut self) -> Result<(), Failure> {
-        self.ensure_not_failed()?;
-        self.send(&ProjectEndRequest {}, Owed::End).await?;
-        while !self.owed.is_empty() {
+        self.worker.send(&ProjectEndRequest {}, Owed::End).await?;
+        while self.worker.in_flight() > 0 {
             self.take_answer().await?;
         }
         Ok(())
@@ -141,59 +137,17 @@ impl ProjectionSession {
 
     /// The worker's pid (tests kill it).
     pub fn pid(&self) -> Option<i32> {
-        self.worker.as_ref().map(PooledWorker::pid)
-    }
-
-    fn ensure_not_failed(&self) -> Result<(), Failure> {
-        match &self.failed {
-            Some(failure) => Err(failure.clone()),
-            None => Ok(()),
-        }
-    }
-
-    async fn send(&mut self, request: &(impl Serialize + Sync), owed: Owed) -> Result<(), Failure> {
-        self.ensure_not_failed()?;
-        let Some(worker) = self.worker.as_mut() else {
-            return Err(self.fail(Failure::Protocol("the session's worker is gone".into())));
-        };
-        match worker.send(request).await {
-            Ok(_) => {
-                self.owed.push_back(owed);
-                Ok(())
-            }
-            Err(error) => Err(self.fail(from_worker(error))),
-        }
+        self.worker.pid()
     }
 
     /// Reads the oldest answer owed: `None` for a begin's or an end's.
     async fn take_answer(&mut self) -> Result<Option<SessionAnswer>, Failure> {
-        self.ensure_not_failed()?;
-        let Some(&owed) = self.owed.front() else {
-            return Err(self.fail(Failure::Protocol("no answer is owed".into())));
-        };
-        let Some(worker) = self.worker.as_mut() else {
-            return Err(self.fail(Failure::Protocol("the session's worker is gone".into())));
-        };
-        let answer = match worker.receive().await {
-            Ok((_, answer)) => answer,
-            Err(error) => return Err(self.fail(from_worker(error))),
-        };
-        self.owed.pop_front();
-        let ok = match answer {
-            Ok(ok) => ok,
-            Err(refused) => {
-                // The worker ended the session with this answer; what it still owes is read so it can serve again.
-                self.open = false;
-                let failure = from_user_error(refused);
-                self.drain().await;
-                return Err(self.fail(failure));
-            }
-        };
+        let (owed, ok) = self.worker.receive().await?;
         let unreadable = |e: serde_json::Error| Failure::Protocol(format!("an answer that cannot be read: {e}"));
         match owed {
             Owed::Begin => Ok(None),
             Owed::End => {
-                self.open = false;
+                self.worker.closed();
                 Ok(None)
             }
             Owed::Batch => match serde_json::from_str::<ProjectBatchResponse>(ok.get()) {
@@ -207,42 +161,15 @@ impl ProjectionSession {
                     changes: done.changes,
                     timings_us: done.timings_us,
                 })))),
-                Err(e) => Err(self.fail(unreadable(e))),
+                Err(e) => Err(self.worker.fail(unreadable(e))),
             },
             Owed::Flush => match serde_json::from_str::<ProjectFlushResponse>(ok.get()) {
                 Ok(flushed) => Ok(Some(SessionAnswer::Flushed(Flushed {
                     states: flushed.states,
                     resident: flushed.resident,
                 }))),
-                Err(e) => Err(self.fail(unreadable(e))),
+                Err(e) => Err(self.worker.fail(unreadable(e))),
             },
-        }
-    }
-
-    /// Reads and drops the answers still owed; a worker that fails meanwhile is gone (the executor killed it).
-    async fn drain(&mut self) {
-        while !self.owed.is_empty() {
-            let Some(worker) = self.worker.as_mut() else { return };
-            if worker.receive().await.is_err() {
-                return;
-            }
-            self.owed.pop_front();
-        }
-    }
-
-    fn fail(&mut self, failure: Failure) -> Failure {
-        self.failed = Some(failure.clone());
-        failure
-    }
-}
-
-impl Drop for ProjectionSession {
-    fn drop(&mut self) {
-        // A worker that may still hold the session's states (or owes answers) must not serve anyone else.
-        if let Some(worker) = self.worker.take()
-            && (self.open || !self.owed.is_empty())
-        {
-            worker.discard();
         }
     }
 }

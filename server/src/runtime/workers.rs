@@ -7,13 +7,13 @@
 //! between batches (a session), so no state travels until the end, and the next batch is sent while the worker
 //! runs the current one ([`REPLAY_DEPTH`] in flight), so the worker finds it waiting instead of waiting for it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
 use hapnd_executor::worker::protocol::UserError;
-use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, PooledWorker, Sandbox, WorkerError};
+use hapnd_executor::{Outcome, Pool, PoolConfig, PoolError, Sandbox, WorkerError};
 use hapnd_policy::signing::ArtifactPublicKey;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +26,7 @@ use super::protocol::{
     ReplayEndRequest, ResolveKeyRequest, ResolveKeysRequest, SessionBatchRequest, SessionBatchResponse, StateResponse,
     StatesResponse, WorkerEvent,
 };
+use super::session_worker::SessionWorker;
 
 /// Batches of a replay in flight at once: one the worker runs, one waiting in its input. With the end of the
 /// replay behind them, a worker holds up to `REPLAY_DEPTH + 1` requests (`WorkerConfig::max_in_flight`, 4 by
@@ -159,16 +160,14 @@ impl ArtifactWorkers {
     /// touched, as one [`ArtifactWorkers::apply_batch`] of all of them would.
     pub async fn replay(&self, key: &WorkerKey, states: BTreeMap<&str, Option<&RawValue>>) -> Result<Replay, Failure> {
         self.ensure_registered(key)?;
-        let mut worker = self.pool.acquire(key).await.map_err(from_pool)?;
-        worker.send(&ReplayBeginRequest { states }).await.map_err(from_worker)?;
-        Ok(Replay {
-            worker: Some(worker),
-            owed: VecDeque::from([Owed::Begin]),
-            session_open: true,
+        let worker = self.pool.acquire(key).await.map_err(from_pool)?;
+        let mut replay = Replay {
+            worker: SessionWorker::new(worker),
             events: 0,
             timings_us: BTreeMap::new(),
-            failed: None,
-        })
+        };
+        replay.worker.send(&ReplayBeginRequest { states }, Owed::Begin).await?;
+        Ok(replay)
     }
 
     pub(super) fn ensure_registered(&self, key: &WorkerKey) -> Result<(), Failure> {
@@ -205,14 +204,9 @@ impl ArtifactWorkers {
 /// pool. A replay dropped before it finished (a cancelled caller) takes its worker with it: the worker is killed,
 /// not returned with a session open or answers unread.
 pub struct Replay {
-    worker: Option<PooledWorker<WorkerKey>>,
-    /// What each answer the worker owes is, oldest first.
-    owed: VecDeque<Owed>,
-    /// Whether the worker may hold this replay's states: from the begin until the end's answer or an error answer.
-    session_open: bool,
+    worker: SessionWorker<Owed>,
     events: u64,
     timings_us: BTreeMap<String, u64>,
-    failed: Option<Failure>,
 }
 
 /// How a replay ended: the final state of every key its events touched, and where the worker's time went.
@@ -238,19 +232,18 @@ impl Replay {
     /// [`REPLAY_DEPTH`] requests are already in flight it first waits for the oldest answer, so the caller can
     /// prepare the next batch while the worker runs this one and the one before.
     pub async fn push(&mut self, events: &EncodedRows) -> Result<(), Failure> {
-        self.ensure_not_failed()?;
-        while self.owed.len() >= REPLAY_DEPTH {
+        self.worker.ensure_not_failed()?;
+        while self.worker.in_flight() >= REPLAY_DEPTH {
             self.take_answer().await?;
         }
-        self.send(&SessionBatchRequest { events }, Owed::Batch).await?;
+        self.worker.send(&SessionBatchRequest { events }, Owed::Batch).await?;
         self.events += events.len() as u64;
         Ok(())
     }
 
     /// Ends the replay: waits for every batch and returns the final states.
     pub async fn finish(mut self) -> Result<ReplayOutcome, Failure> {
-        self.ensure_not_failed()?;
-        self.send(&ReplayEndRequest {}, Owed::End).await?;
+        self.worker.send(&ReplayEndRequest {}, Owed::End).await?;
         loop {
             if let Some(states) = self.take_answer().await? {
                 return Ok(ReplayOutcome {
@@ -267,63 +260,25 @@ impl Replay {
         &self.timings_us
     }
 
-    fn ensure_not_failed(&self) -> Result<(), Failure> {
-        match &self.failed {
-            Some(failure) => Err(failure.clone()),
-            None => Ok(()),
-        }
-    }
-
-    async fn send(&mut self, request: &(impl Serialize + Sync), owed: Owed) -> Result<(), Failure> {
-        let Some(worker) = self.worker.as_mut() else {
-            return Err(self.fail(Failure::Protocol("the replay's worker is gone".into())));
-        };
-        match worker.send(request).await {
-            Ok(_) => {
-                self.owed.push_back(owed);
-                Ok(())
-            }
-            Err(error) => Err(self.fail(from_worker(error))),
-        }
-    }
-
     /// Reads the oldest answer owed: `Some(states)` for the end's.
     async fn take_answer(&mut self) -> Result<Option<BTreeMap<String, Box<RawValue>>>, Failure> {
-        let Some(worker) = self.worker.as_mut() else {
-            return Err(self.fail(Failure::Protocol("the replay's worker is gone".into())));
-        };
-        let answer = match worker.receive().await {
-            Ok((_, answer)) => answer,
-            Err(error) => return Err(self.fail(from_worker(error))),
-        };
-        let owed = self.owed.pop_front().expect("an answer was received, so one was owed");
-        let ok = match answer {
-            Ok(ok) => ok,
-            Err(refused) => {
-                // The worker ended the session with this answer; the ones it still owes (the batches sent behind
-                // it) are read so it can serve again.
-                self.session_open = false;
-                let failure = from_user_error(refused);
-                self.drain().await;
-                return Err(self.fail(failure));
-            }
-        };
+        let (owed, ok) = self.worker.receive().await?;
         let unreadable = |e: serde_json::Error| Failure::Protocol(format!("an answer that cannot be read: {e}"));
         match owed {
             Owed::Begin => Ok(None),
             Owed::Batch => {
                 let batch: SessionBatchResponse = match serde_json::from_str(ok.get()) {
                     Ok(batch) => batch,
-                    Err(e) => return Err(self.fail(unreadable(e))),
+                    Err(e) => return Err(self.worker.fail(unreadable(e))),
                 };
                 self.add_timings(batch.timings_us);
                 Ok(None)
             }
             Owed::End => {
-                self.session_open = false;
+                self.worker.closed();
                 let end: StatesResponse = match serde_json::from_str(ok.get()) {
                     Ok(end) => end,
-                    Err(e) => return Err(self.fail(unreadable(e))),
+                    Err(e) => return Err(self.worker.fail(unreadable(e))),
                 };
                 self.add_timings(end.timings_us);
                 Ok(Some(end.states))
@@ -331,37 +286,9 @@ impl Replay {
         }
     }
 
-    /// Reads and drops the answers still owed; a worker that fails meanwhile is gone (the executor killed it).
-    async fn drain(&mut self) {
-        while !self.owed.is_empty() {
-            let Some(worker) = self.worker.as_mut() else { return };
-            if worker.receive().await.is_err() {
-                return;
-            }
-            self.owed.pop_front();
-        }
-    }
-
     fn add_timings(&mut self, timings: BTreeMap<String, u64>) {
         for (part, us) in timings {
             *self.timings_us.entry(part).or_default() += us;
-        }
-    }
-
-    /// Records the replay's failure and returns it.
-    fn fail(&mut self, failure: Failure) -> Failure {
-        self.failed = Some(failure.clone());
-        failure
-    }
-}
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        // A worker that may still hold this replay's states (or owes answers) must not serve anyone else.
-        if let Some(worker) = self.worker.take()
-            && (self.session_open || !self.owed.is_empty())
-        {
-            worker.discard();
         }
     }
 }

@@ -61,6 +61,13 @@ impl ReaderPool {
         result
     }
 
+    /// The tenant's head as far as it is durable, in the read transaction `conn` is in.
+    fn durable_head(&self, conn: &Connection, tenant: TenantId) -> Result<u64, StoreError> {
+        let stored_head = load_head(conn, tenant)?;
+        // The query above took this transaction's snapshot; only now may the cap be read (see durable.rs).
+        Ok(self.durable.cap(tenant).map_or(stored_head, |cap| cap.min(stored_head)))
+    }
+
     pub fn read_stream(
         &self,
         tenant: TenantId,
@@ -144,9 +151,7 @@ impl ReaderPool {
 
     pub fn read_log(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogPage, StoreError> {
         self.with_snapshot(|conn| {
-            let stored_head = load_head(conn, tenant)?;
-            // The query above took this transaction's snapshot; only now may the cap be read (see durable.rs).
-            let head_position = self.durable.cap(tenant).map_or(stored_head, |cap| cap.min(stored_head));
+            let head_position = self.durable_head(conn, tenant)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT e.event_key, e.version, e.event_id, e.recorded_at, e.event_type, e.correlation_id,
                         e.causation_id, e.metadata, e.data, s.aggregate_id, s.aggregate_type
@@ -173,9 +178,7 @@ impl ReaderPool {
     /// aggregate's id and type are looked up once per page instead of joined to every event.
     pub fn read_log_slab(&self, tenant: TenantId, after: u64, limit: u32) -> Result<LogSlab, StoreError> {
         self.with_snapshot(|conn| {
-            let stored_head = load_head(conn, tenant)?;
-            // The query above took this transaction's snapshot; only now may the cap be read (see durable.rs).
-            let head_position = self.durable.cap(tenant).map_or(stored_head, |cap| cap.min(stored_head));
+            let head_position = self.durable_head(conn, tenant)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT event_key, version, event_id, recorded_at, event_type, correlation_id, causation_id, metadata,
                         data, stream_id
