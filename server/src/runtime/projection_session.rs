@@ -12,8 +12,6 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
-#[cfg(doc)]
-use super::protocol::ProjectBatchResponse;
 use super::protocol::{
     EncodedRows, ProjectBatchRequest, ProjectBatchResponse, ProjectBeginRequest, ProjectEndRequest,
     ProjectFlushRequest, ProjectFlushResponse, ProjectResumeRequest,
