@@ -1,7 +1,10 @@
 //! SQLite plumbing shared by the catalog and the event shards: opening connections with the pragmas we rely on, and
 //! versioned schema migrations.
 
+pub mod page_cache;
+
 use std::path::Path;
+use std::sync::Once;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -35,6 +38,13 @@ pub enum Access {
 
 /// Opens (creating when `ReadWrite`) a database in WAL mode with the given durability.
 pub fn open(path: &Path, access: Access, durability: Durability) -> rusqlite::Result<Connection> {
+    // Every connection of the process opens here, so this runs before SQLite initializes (on the first open).
+    static PAGE_CACHE: Once = Once::new();
+    PAGE_CACHE.call_once(|| {
+        if let Err(error) = page_cache::install() {
+            tracing::warn!(%error, "sqlite page cache wrapper not installed; commits may scan the whole page cache");
+        }
+    });
     let flags = match access {
         Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
