@@ -280,10 +280,7 @@ impl Registry {
              ON CONFLICT DO NOTHING",
             params![tenant.0, id, artifact.address, now],
         )?;
-        tx.execute(
-            "UPDATE uploads SET status = 'ready', files = NULL, code_id = ?2, finished_at = ?3 WHERE upload_id = ?1",
-            params![upload.upload_id.to_string(), id, now],
-        )?;
+        mark_ready(&tx, upload.upload_id, &id, now)?;
         let binding = match &upload.aggregate_type {
             Some(aggregate_type) => {
                 upsert_binding(&tx, tenant, aggregate_type, &id, now)?;
@@ -314,15 +311,12 @@ impl Registry {
 
     /// Records that an upload compiled into the projection `projection_id` (its artifact stored before).
     pub fn finish_projection_upload(&self, upload_id: Uuid, projection_id: &str) -> Result<(), RegistryError> {
-        self.conn.lock().execute(
-            "UPDATE uploads SET status = 'ready', files = NULL, code_id = ?2, finished_at = ?3 WHERE upload_id = ?1",
-            params![
-                upload_id.to_string(),
-                projection_id,
-                unix_micros(OffsetDateTime::now_utc())
-            ],
-        )?;
-        Ok(())
+        mark_ready(
+            &self.conn.lock(),
+            upload_id,
+            projection_id,
+            unix_micros(OffsetDateTime::now_utc()),
+        )
     }
 
     pub fn reducer(&self, tenant: TenantId, reducer_id: &str) -> Result<Option<ReducerInfo>, RegistryError> {
@@ -449,6 +443,15 @@ impl UploadRow {
             created_at: from_unix_micros(self.created_at),
         })
     }
+}
+
+/// An upload's compile ended with the reducer or projection `code_id`; its sources are dropped.
+fn mark_ready(conn: &Connection, upload_id: Uuid, code_id: &str, now: i64) -> Result<(), RegistryError> {
+    conn.execute(
+        "UPDATE uploads SET status = 'ready', files = NULL, code_id = ?2, finished_at = ?3 WHERE upload_id = ?1",
+        params![upload_id.to_string(), code_id, now],
+    )?;
+    Ok(())
 }
 
 fn insert_artifact(conn: &Connection, tenant: TenantId, artifact: &Artifact, now: i64) -> Result<(), RegistryError> {

@@ -58,9 +58,9 @@ pub(super) struct Runner {
     timings: Timings,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Timings {
-    started: Option<Instant>,
+    started: Instant,
     read: Duration,
     encode: Duration,
     wait: Duration,
@@ -83,8 +83,12 @@ impl Runner {
             stop,
             pending_changes: VecDeque::new(),
             timings: Timings {
-                started: Some(Instant::now()),
-                ..Timings::default()
+                started: Instant::now(),
+                read: Duration::ZERO,
+                encode: Duration::ZERO,
+                wait: Duration::ZERO,
+                commit: Duration::ZERO,
+                worker: BTreeMap::new(),
             },
         }
     }
@@ -269,7 +273,7 @@ impl Runner {
                             continue;
                         }
                         Ok(false) => {
-                            if self.stopping() || !self.runs() {
+                            if self.stopping() || !self.version.runs() {
                                 return SessionEnd::Stopped;
                             }
                             continue;
@@ -372,10 +376,6 @@ impl Runner {
         }
     }
 
-    fn runs(&self) -> bool {
-        self.version.runs()
-    }
-
     /// Commits the flushed states with the checkpoint `to`; false when the version no longer runs.
     async fn commit(
         &mut self,
@@ -425,14 +425,13 @@ impl Runner {
             Ok(Ok(Swapped::Done { superseded })) => {
                 let timings = &self.timings;
                 tracing::info!(projection = %self.version.projection_id, version = version_id, position = at,
-                    ?superseded, took = ?timings.started.map(|s| s.elapsed()), read = ?timings.read,
+                    ?superseded, took = ?timings.started.elapsed(), read = ?timings.read,
                     encode = ?timings.encode, waiting_for_the_worker = ?timings.wait, commit = ?timings.commit,
                     worker_us = ?timings.worker,
                     "a projection version is active");
                 self.version.status = VersionStatus::Active;
                 self.version.activated_at = Some(OffsetDateTime::now_utc());
                 self.pending_changes.clear();
-                self.stats.activated();
                 if let Some(superseded) = superseded {
                     self.shared.retire(superseded);
                 }
@@ -573,7 +572,6 @@ fn encode(page: &LogSlab) -> Result<EncodedRows, String> {
     EncodedRows::encode(&steps).map_err(|e| e.to_string())
 }
 
-/// For tests and the status: how a session's first event maps to the log.
 #[cfg(test)]
 mod tests {
     use super::*;

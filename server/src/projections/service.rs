@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use super::runner::Runner;
-use super::store::{Lookup, Projection, ProjectionStore, ProjectionStoreError, Version, VersionStatus};
+use super::store::{Lookup, Projection, ProjectionStore, ProjectionStoreError, Version};
 use crate::catalog::TenantId;
 use crate::code::reducers::{CodeRuntime, ProjectionSink};
 use crate::code::registry::{Registry, RegistryError, Upload, UploadStatus, projection_id};
@@ -79,7 +79,6 @@ pub struct LiveStats {
     /// Events per second over the last commits, as `f64` bits.
     rate: AtomicU64,
     last: Mutex<Option<(Instant, u64)>>,
-    active: AtomicBool,
 }
 
 impl LiveStats {
@@ -106,10 +105,6 @@ impl LiveStats {
         }
         *last = Some((now, position));
         self.position.store(position, Ordering::Relaxed);
-    }
-
-    pub fn activated(&self) {
-        self.active.store(true, Ordering::Relaxed);
     }
 
     fn rate(&self) -> f64 {
@@ -282,9 +277,6 @@ impl Projections {
         let (stop, stopped) = watch::channel(false);
         let stats = Arc::new(LiveStats::default());
         stats.committed(version.position);
-        if version.status == VersionStatus::Active {
-            stats.activated();
-        }
         self.shared.runners.lock().insert(
             version.version_id,
             RunnerEntry {

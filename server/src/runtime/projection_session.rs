@@ -133,11 +133,6 @@ impl ProjectionSession {
         Ok(())
     }
 
-    /// The worker's pid (tests kill it).
-    pub fn pid(&self) -> Option<i32> {
-        self.worker.pid()
-    }
-
     /// Reads the oldest answer owed: `None` for a begin's or an end's.
     async fn take_answer(&mut self) -> Result<Option<SessionAnswer>, Failure> {
         let (owed, ok) = self.worker.receive().await?;

@@ -38,10 +38,6 @@ impl<O: Copy> SessionWorker<O> {
         self.owed.len()
     }
 
-    pub fn pid(&self) -> Option<i32> {
-        self.worker.as_ref().map(PooledWorker::pid)
-    }
-
     pub fn ensure_not_failed(&self) -> Result<(), Failure> {
         match &self.failed {
             Some(failure) => Err(failure.clone()),
