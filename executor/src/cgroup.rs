@@ -11,6 +11,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::cgroup_owner;
 use crate::spec::Limits;
 
 /// Where the controllers live on this host.
@@ -45,6 +46,15 @@ pub enum CgroupError {
          delegated to it (for example a systemd unit with Delegate=yes) whose processes sit in a leaf cgroup"
     )]
     Delegation { path: PathBuf, reason: String },
+}
+
+/// What [`CgroupLayout::remove_left_over`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeftOver {
+    /// Cgroups removed, counting each hierarchy's directory on v1.
+    pub removed: usize,
+    /// Cgroups that could not be removed, most likely because processes are still in them.
+    pub busy: usize,
 }
 
 /// The counters that explain how a jail ended.
@@ -116,6 +126,35 @@ impl CgroupLayout {
         Ok(())
     }
 
+    /// Removes the jail cgroups under `parent` that supervisors no longer running left behind (one killed with
+    /// SIGKILL cannot clean up): each hierarchy would otherwise collect them for the life of the host. A cgroup
+    /// that still holds processes is left alone (the kernel refuses to remove it) and counted in `busy`.
+    pub fn remove_left_over(&self, parent: &str) -> LeftOver {
+        let hierarchies: Vec<&PathBuf> = match self {
+            CgroupLayout::V1 { memory, cpu, pids } => vec![memory, cpu, pids],
+            CgroupLayout::V2 { root } => vec![root],
+        };
+        let mut left_over = LeftOver::default();
+        for hierarchy in hierarchies {
+            let Ok(entries) = fs::read_dir(hierarchy.join(parent)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if !cgroup_owner::is_left_over(name) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                match fs::remove_dir(entry.path()) {
+                    Ok(()) => left_over.removed += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(_) => left_over.busy += 1,
+                }
+            }
+        }
+        left_over
+    }
+
     /// Creates `parent/name` with `limits` set.
     pub fn create(&self, parent: &str, name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
         let cgroup = match self {
@@ -173,9 +212,18 @@ impl Cgroup {
             write(&dir.join("pids.max"), &limits.pids.to_string())?;
         } else {
             let (memory_dir, cpu_dir, pids_dir) = (&self.dirs[0], &self.dirs[1], &self.dirs[2]);
-            write(&memory_dir.join("memory.limit_in_bytes"), &memory)?;
-            // memsw (memory + swap) exists only with swap accounting; equal to the memory limit it forbids swap.
-            write_if_present(&memory_dir.join("memory.memsw.limit_in_bytes"), &memory)?;
+            let memsw = memory_dir.join("memory.memsw.limit_in_bytes");
+            // The kernel keeps memory ≤ memsw (memory + swap, present only with swap accounting) at every write:
+            // a limit above a memsw limit already set is refused with EINVAL until memsw is raised first.
+            if let Err(error) = write(&memory_dir.join("memory.limit_in_bytes"), &memory) {
+                if !(is_einval(&error) && memsw.exists()) {
+                    return Err(error);
+                }
+                write(&memsw, &memory)?;
+                write(&memory_dir.join("memory.limit_in_bytes"), &memory)?;
+            }
+            // Equal to the memory limit, memsw forbids swap.
+            write_if_present(&memsw, &memory)?;
             write(&cpu_dir.join("cpu.cfs_period_us"), &period_us.to_string())?;
             write(&cpu_dir.join("cpu.cfs_quota_us"), &quota_us.to_string())?;
             write(&pids_dir.join("pids.max"), &limits.pids.to_string())?;
@@ -278,6 +326,10 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
         path: path.to_owned(),
         source,
     })
+}
+
+fn is_einval(error: &CgroupError) -> bool {
+    matches!(error, CgroupError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
 }
 
 /// The controllers jails need, as `cgroup.subtree_control` lists them.

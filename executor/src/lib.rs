@@ -5,6 +5,7 @@
 //! Layers: `server → executor → policy`. The seccomp deny-list comes from `hapnd-policy` as data.
 
 pub mod cgroup;
+pub mod cgroup_owner;
 pub mod init;
 pub mod jail_user;
 pub mod sandbox;

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 
 use crate::cgroup::{Cgroup, CgroupError, CgroupLayout};
+use crate::cgroup_owner::CgroupOwner;
 use crate::init::protocol::{BpfInstruction, ExecPlan, INIT_PROTOCOL_VERSION, InitSpec, Rlimit, RootPlan};
 use crate::jail_user::{self, DEFAULT_JAIL_GID, DEFAULT_JAIL_UID, JailUserError};
 use crate::seccomp::{self, SeccompError};
@@ -61,6 +62,8 @@ pub enum SandboxError {
     JailUser(#[from] JailUserError),
     #[error("invalid sandbox spec: {0}")]
     InvalidSpec(String),
+    #[error("/proc/self/stat is unreadable: the sandbox needs /proc mounted")]
+    NoProc,
     #[error("the jail's init program {0} does not exist or is not executable")]
     MissingInit(PathBuf),
     #[error(transparent)]
@@ -113,6 +116,8 @@ pub struct Sandbox {
     config: SandboxConfig,
     layout: CgroupLayout,
     seccomp: Vec<Vec<BpfInstruction>>,
+    /// Recorded in every jail cgroup's name, so that cgroups left by a killed supervisor are known as such.
+    owner: CgroupOwner,
     next_id: AtomicU64,
 }
 
@@ -135,11 +140,21 @@ impl Sandbox {
         }
         let layout = CgroupLayout::detect()?;
         layout.prepare_parent(&config.cgroup_parent)?;
+        let owner = CgroupOwner::current().ok_or(SandboxError::NoProc)?;
+        let left_over = layout.remove_left_over(&config.cgroup_parent);
+        if left_over.removed > 0 || left_over.busy > 0 {
+            tracing::info!(
+                removed = left_over.removed,
+                still_in_use = left_over.busy,
+                "removed jail cgroups left by supervisors that no longer run"
+            );
+        }
         let seccomp = seccomp::compile_sandbox_policy()?;
         Ok(Sandbox {
             config,
             layout,
             seccomp,
+            owner,
             next_id: AtomicU64::new(0),
         })
     }
@@ -153,11 +168,7 @@ impl Sandbox {
     pub fn start(&self, spec: &SandboxSpec, stdio: [StdioMode; 3]) -> Result<Jail, SandboxError> {
         validate(spec)?;
         let started = Instant::now();
-        let name = format!(
-            "jail-{}-{}",
-            std::process::id(),
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = self.owner.jail_name(self.next_id.fetch_add(1, Ordering::Relaxed));
         let cgroup = self.layout.create(&self.config.cgroup_parent, &name, &spec.limits)?;
         let init = self.init_spec(spec, &cgroup);
         match spawn::spawn(&self.config.init_program, &init, stdio) {

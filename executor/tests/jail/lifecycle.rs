@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hapnd_executor::cgroup::CgroupLayout;
+use hapnd_executor::cgroup_owner::CgroupOwner;
 use hapnd_executor::jail_user::JailUserError;
 use hapnd_executor::{
-    DEFAULT_JAIL_GID, DEFAULT_JAIL_UID, Outcome, Sandbox, SandboxConfig, SandboxError, SpawnError, StdioMode,
+    DEFAULT_JAIL_GID, DEFAULT_JAIL_UID, Limits, Outcome, Sandbox, SandboxConfig, SandboxError, SpawnError, StdioMode,
 };
 
 use crate::support::{assert_no_jail_mount_on_the_host, jail_mounts, probe_spec, sandbox};
@@ -204,4 +206,74 @@ async fn a_kill_that_does_not_take_ends_the_wait_with_an_error_instead_of_hangin
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[test]
+fn a_new_supervisor_removes_the_cgroups_killed_supervisors_left_and_keeps_those_of_running_ones() {
+    let parent = "hapnd-test-left-over";
+    let layout = CgroupLayout::detect().expect("cgroups");
+    layout.prepare_parent(parent).expect("the parent");
+    let hierarchies = match &layout {
+        CgroupLayout::V1 { memory, cpu, pids } => vec![memory.join(parent), cpu.join(parent), pids.join(parent)],
+        CgroupLayout::V2 { root } => vec![root.join(parent)],
+    };
+    let me = CgroupOwner::current().expect("/proc");
+    // A supervisor that had this pid before (it started earlier) and was killed, one of the older naming scheme,
+    // and this very process, which is running.
+    let killed = CgroupOwner {
+        start_ticks: me.start_ticks - 1,
+        ..me
+    }
+    .jail_name(3);
+    let older_scheme = format!("jail-{}-0", me.pid);
+    let running = me.jail_name(1_000_000);
+    for dir in &hierarchies {
+        for name in [&killed, &older_scheme, &running] {
+            std::fs::create_dir_all(dir.join(name)).expect("make a cgroup");
+        }
+    }
+
+    let mut config = SandboxConfig::new(env!("CARGO_BIN_EXE_hapnd-sandbox-init"));
+    config.cgroup_parent = parent.into();
+    let sandbox = Sandbox::new(config).expect("a sandbox");
+    for dir in &hierarchies {
+        assert!(!dir.join(&killed).exists(), "{}/{killed} was removed", dir.display());
+        assert!(
+            !dir.join(&older_scheme).exists(),
+            "{}/{older_scheme} was removed",
+            dir.display()
+        );
+        assert!(dir.join(&running).exists(), "{}/{running} was kept", dir.display());
+        std::fs::remove_dir(dir.join(&running)).expect("clean up");
+    }
+    drop(sandbox);
+}
+
+#[test]
+fn limits_are_set_whatever_limits_the_cgroup_had_before() {
+    // On v1 the kernel refuses a memory limit above the memory + swap limit already set (EINVAL): raising both
+    // must raise memsw first.
+    let parent = "hapnd-test-relimit";
+    let layout = CgroupLayout::detect().expect("cgroups");
+    layout.prepare_parent(parent).expect("the parent");
+    let name = CgroupOwner::current().expect("/proc").jail_name(0);
+    let limits = |memory_bytes: u64| Limits {
+        memory_bytes,
+        ..Limits::default()
+    };
+    layout.create(parent, &name, &limits(64 << 20)).expect("a small limit");
+    let large = layout.create(parent, &name, &limits(512 << 20)).expect("raised");
+    let memory_file = if layout.version() == 2 {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    let read = |file: &str| std::fs::read_to_string(large.dirs()[0].join(file)).expect("read a limit");
+    assert_eq!(read(memory_file).trim(), (512_u64 << 20).to_string());
+    if large.dirs()[0].join("memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(read("memory.memsw.limit_in_bytes").trim(), (512_u64 << 20).to_string());
+    }
+    let smaller = layout.create(parent, &name, &limits(32 << 20)).expect("lowered");
+    assert_eq!(read(memory_file).trim(), (32_u64 << 20).to_string());
+    smaller.remove().expect("removed");
 }
