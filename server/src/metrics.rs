@@ -26,6 +26,8 @@ pub struct StoreMetrics {
     pub wal_sync_duration: Histogram,
     pub wal_sync_requests: Histogram,
     pub wal_rewinds: Counter,
+    /// Groups written again after a storage error struck in the middle of a request.
+    pub group_rewrites: Counter,
     pub queue_depth: Family<ShardLabel, Gauge>,
 }
 
@@ -92,6 +94,7 @@ impl Metrics {
             wal_sync_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             wal_sync_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             wal_rewinds: Counter::default(),
+            group_rewrites: Counter::default(),
             queue_depth: Family::default(),
         };
         registry.register(
@@ -123,6 +126,12 @@ impl Metrics {
             "hapnd_wal_rewinds",
             "Times a shard's writer checkpointed its WAL completely so that its next group starts the WAL over",
             store.wal_rewinds.clone(),
+        );
+        registry.register(
+            "hapnd_group_rewrites",
+            "Groups a shard's writer rolled back and wrote again, a savepoint per request, after a storage error in \
+             the middle of a request",
+            store.group_rewrites.clone(),
         );
         registry.register(
             "hapnd_shard_queue_depth",

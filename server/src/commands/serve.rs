@@ -1,6 +1,7 @@
 //! `hapnd serve`: open the data dir, start the API, and on SIGTERM or Ctrl-C drain in-flight requests, finish queued
 //! writes and exit 0.
 
+use std::io::IsTerminal;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -215,8 +216,11 @@ async fn shutdown_signal(terminate: std::io::Result<tokio::signal::unix::Signal>
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HAPND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a file or journald gets plain text, and every span's fields (one
+    // span per request) are formatted without escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

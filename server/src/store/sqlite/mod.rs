@@ -345,4 +345,88 @@ mod tests {
         );
         store.shutdown().await;
     }
+
+    /// A storage error in the middle of one request's writes (here a trigger refusing its event, after its stream
+    /// row was written) fails that request alone: the group is written again with a savepoint per request, the
+    /// others are stored with gapless positions, and nothing of the failed one remains.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_storage_error_in_the_middle_of_a_group_fails_only_its_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics = Metrics::new();
+        let store = Arc::new(
+            SqliteStore::open(
+                &SqliteConfig {
+                    data_dir: dir.path().to_owned(),
+                    shard_count: 1,
+                    // Groups stay open while the previous one is synced, so concurrent requests share them.
+                    durability: Durability::Full,
+                    wal_rewind_frames: DEFAULT_WAL_REWIND_FRAMES,
+                },
+                &metrics.store,
+            )
+            .expect("open the store"),
+        );
+        let shard = db::open(&shard_path(dir.path(), 0), Access::ReadWrite, Durability::Normal).expect("open");
+        shard
+            .execute_batch(
+                "CREATE TRIGGER refuse_explosions BEFORE INSERT ON events WHEN NEW.event_type = 'Explode'
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END",
+            )
+            .expect("create the trigger");
+        drop(shard);
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut stored = 0_u64;
+        let mut round = 0;
+        while metrics.store.group_rewrites.get() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no group mixed a failing request with others within a minute"
+            );
+            round += 1;
+            let appends: Vec<_> = (0..16)
+                .map(|n| {
+                    let store = store.clone();
+                    let mut request = request(round * 100 + n);
+                    let explodes = n % 5 == 2;
+                    if explodes {
+                        request.events[0].event_type = "Explode".into();
+                    }
+                    let aggregate = request.aggregate_id.clone();
+                    tokio::spawn(async move { (explodes, aggregate, store.append(TenantId(1), request).await) })
+                })
+                .collect();
+            for append in appends {
+                let (explodes, aggregate, result) = append.await.expect("task");
+                if explodes {
+                    assert!(
+                        matches!(result, Err(AppendError::Storage(_))),
+                        "{aggregate}: {result:?}"
+                    );
+                    // Nothing of it is left, not even its stream row: a good event afterwards is its version 1.
+                    let mut retry = request(0);
+                    retry.aggregate_id = aggregate.clone();
+                    let outcome = store
+                        .append(TenantId(1), retry)
+                        .await
+                        .expect("append after the failure");
+                    assert_eq!(outcome.events[0].version, 1, "{aggregate} starts at version 1");
+                    stored += 1;
+                } else {
+                    let outcome = result.unwrap_or_else(|e| panic!("{aggregate}: {e}"));
+                    assert_eq!(outcome.events[0].version, 1, "{aggregate}");
+                    stored += 1;
+                }
+            }
+        }
+        let page = store.read_log(TenantId(1), 0, 10_000).await.expect("read the log");
+        let positions: Vec<u64> = page.events.iter().map(|e| e.global_position).collect();
+        assert_eq!(
+            positions,
+            (1..=stored).collect::<Vec<_>>(),
+            "gapless, and only the stored requests"
+        );
+        assert!(page.events.iter().all(|e| e.event_type == "OrderPlaced"));
+        store.shutdown().await;
+    }
 }

@@ -1,10 +1,15 @@
 //! A shard's single writer: one thread that owns the shard's only write connection and commits appends in groups.
 //!
-//! Requests queue in a [`WorkQueue`]. The thread opens a transaction, writes each request as it arrives inside a
-//! savepoint of its own (a failing request leaves nothing behind), and commits the group when it is worth it: at once
+//! Requests queue in a [`WorkQueue`]. The thread opens a transaction, writes each request as it arrives, and commits
+//! the group when it is worth it: at once
 //! with `durability = normal`; with `full`, when the syncer has finished the previous group's fsync (see syncer.rs),
 //! so that while one group is being made durable the next one is already being written. Requests are answered only
 //! after their group is committed and, with `full`, synced.
+//!
+//! A request refused by its checks (a version conflict, a type mismatch, ...) is refused before it writes anything,
+//! so requests are written without a savepoint each (which would copy every page they touch first). Only a storage
+//! error can strike in the middle of a request's writes; then the transaction is rolled back and the group written
+//! again, each request inside a savepoint of its own this time, so that only the failing request fails.
 //!
 //! Global positions are handed out here, in commit order, by the only writer of the tenant's shard; a group commits
 //! atomically, so every position below a visible one is visible too: the log is gapless for readers.
@@ -127,6 +132,10 @@ struct Writer {
 struct OpenGroup {
     started: Instant,
     answers: Vec<Answer>,
+    /// The requests written, in order, kept until the commit to be written again if a storage error strikes.
+    written: Vec<(TenantId, Box<AppendRequest>)>,
+    /// Set once the group was written again after a storage error: from then on each request has a savepoint.
+    careful: bool,
     events: usize,
     /// Per tenant written, its head before and after the group.
     heads: HashMap<TenantId, (u64, u64)>,
@@ -184,7 +193,7 @@ impl Writer {
                             let _ = reply.send(Err(AppendError::Unavailable));
                             continue;
                         }
-                        self.add(&mut open, tenant, &request, reply);
+                        self.add(&mut open, tenant, request, reply);
                     }
                 }
             }
@@ -209,7 +218,7 @@ impl Writer {
     }
 
     /// Writes one request into the open group, opening one when needed.
-    fn add(&mut self, open: &mut Option<OpenGroup>, tenant: TenantId, request: &AppendRequest, reply: Reply) {
+    fn add(&mut self, open: &mut Option<OpenGroup>, tenant: TenantId, request: Box<AppendRequest>, reply: Reply) {
         if open.is_none() {
             if let Err(error) = self.conn.execute_batch("BEGIN IMMEDIATE") {
                 tracing::error!(%error, "begin a group");
@@ -219,15 +228,23 @@ impl Writer {
             *open = Some(OpenGroup {
                 started: Instant::now(),
                 answers: Vec::new(),
+                written: Vec::new(),
+                careful: false,
                 events: 0,
                 heads: HashMap::new(),
             });
         }
         let Some(group) = open.as_mut() else { return };
-        match self.write_request(group, tenant, request) {
+        let careful = group.careful;
+        let written = match self.write_request(group, tenant, &request, careful) {
+            Ok(Err(AppendError::Storage(_))) if !careful => self.write_again(group, tenant, &request),
+            written => written,
+        };
+        match written {
             Ok(answer) => {
                 group.events += request.events.len();
                 group.answers.push((reply, answer));
+                group.written.push((tenant, request));
             }
             Err(GroupFailed(error)) => {
                 let group = open.take();
@@ -236,11 +253,42 @@ impl Writer {
         }
     }
 
+    /// After a storage error in the middle of a request written without a savepoint: rolls the transaction back
+    /// and writes the group again, each request in a savepoint, then the failed request, whose outcome it returns.
+    fn write_again(
+        &self,
+        group: &mut OpenGroup,
+        tenant: TenantId,
+        request: &AppendRequest,
+    ) -> Result<Result<AppendOutcome, AppendError>, GroupFailed> {
+        self.metrics.group_rewrites.inc();
+        tracing::warn!(
+            requests = group.written.len() + 1,
+            "a storage error in the middle of a request: writing its group again, a savepoint per request"
+        );
+        self.conn
+            .execute_batch("ROLLBACK; BEGIN IMMEDIATE")
+            .map_err(GroupFailed)?;
+        group.careful = true;
+        group.heads.clear();
+        let written = std::mem::take(&mut group.written);
+        let mut answers = std::mem::take(&mut group.answers);
+        for ((earlier_tenant, earlier), (_, answer)) in written.iter().zip(answers.iter_mut()) {
+            *answer = self.write_request(group, *earlier_tenant, earlier, true)?;
+        }
+        group.written = written;
+        group.answers = answers;
+        self.write_request(group, tenant, request, true)
+    }
+
+    /// Checks and writes one request; `careful` puts it in a savepoint, so that a storage error in the middle of
+    /// its writes leaves nothing of it behind.
     fn write_request(
         &self,
         group: &mut OpenGroup,
         tenant: TenantId,
         request: &AppendRequest,
+        careful: bool,
     ) -> Result<Result<AppendOutcome, AppendError>, GroupFailed> {
         let conn = &self.conn;
         let exec = |sql: &str| {
@@ -248,13 +296,17 @@ impl Writer {
                 .and_then(|mut s| s.execute([]))
                 .map_err(GroupFailed)
         };
-        exec("SAVEPOINT request")?;
+        if careful {
+            exec("SAVEPOINT request")?;
+        }
         let recorded_at = unix_micros(request.recorded_at.unwrap_or_else(OffsetDateTime::now_utc));
         let result = append_one(conn, &self.heads, &group.heads, tenant, request, recorded_at);
-        if result.is_err() {
-            exec("ROLLBACK TO request")?;
+        if careful {
+            if result.is_err() {
+                exec("ROLLBACK TO request")?;
+            }
+            exec("RELEASE request")?;
         }
-        exec("RELEASE request")?;
         if let Ok(outcome) = &result
             && !outcome.duplicate
             && let (Some(first), Some(last)) = (outcome.events.first(), outcome.events.last())
@@ -263,7 +315,7 @@ impl Writer {
             let before = first.global_position - 1;
             group.heads.entry(tenant).or_insert((before, last.global_position)).1 = last.global_position;
         }
-        if let Err(AppendError::Storage(error)) = &result {
+        if careful && let Err(AppendError::Storage(error)) = &result {
             tracing::error!(%error, aggregate = %request.aggregate_id, "append failed in storage");
         }
         Ok(result)
@@ -332,8 +384,8 @@ impl Writer {
     }
 }
 
-/// Checks and writes one request inside the current savepoint. The caller records the tenant's new head (from the
-/// outcome) only once the savepoint is released.
+/// Checks and writes one request. Every refusal but [`AppendError::Storage`] comes before its first write, so a
+/// refused request leaves nothing behind. The caller records the tenant's new head from the outcome.
 fn append_one(
     conn: &Connection,
     committed_heads: &HashMap<TenantId, u64>,
