@@ -21,6 +21,8 @@
 mod dotnet_build;
 #[path = "shared/http.rs"]
 mod http;
+#[path = "shared/machine_cpu.rs"]
+mod machine_cpu;
 #[path = "shared/server.rs"]
 mod server;
 
@@ -359,6 +361,8 @@ struct Measured {
     errors: u64,
     first_error: Option<String>,
     stored_events: u64,
+    /// Busy CPU of the whole machine over the measured window.
+    machine_cpu: Option<Duration>,
 }
 
 impl Measured {
@@ -370,6 +374,7 @@ impl Measured {
             errors: 0,
             first_error: None,
             stored_events: 0,
+            machine_cpu: None,
         }
     }
 
@@ -391,6 +396,7 @@ impl Measured {
             self.first_error = other.first_error;
         }
         self.stored_events += other.stored_events;
+        self.machine_cpu = self.machine_cpu.or(other.machine_cpu);
     }
 
     fn throughput(&self) -> f64 {
@@ -430,7 +436,14 @@ async fn drive(
         .enumerate()
         .map(|(id, client)| tokio::spawn(run_client(client, kind, round, id, from, end)))
         .collect();
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(from.into()).await;
+        let before = machine_cpu::MachineCpu::sample()?;
+        tokio::time::sleep_until(end.into()).await;
+        Some(machine_cpu::MachineCpu::sample()?.since(&before))
+    });
     let mut total = Measured::new();
+    total.machine_cpu = cpu.await.context("the CPU sampler panicked")?;
     let mut last = None;
     for task in tasks {
         let (measured, client_last) = task.await.context("a client task panicked")?;
@@ -569,6 +582,7 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
         "retries",
         "batch",
         "group",
+        "CPU/append",
         "errors",
     ];
     let mut table = vec![header.map(str::to_owned)];
@@ -596,6 +610,9 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
                 "-".to_owned()
             },
             format!("{:.1}", case.server.appends / case.server.commits.max(1.0)),
+            m.machine_cpu
+                .filter(|_| m.appends > 0)
+                .map_or("-".to_owned(), |cpu| format_duration(cpu / m.appends as u32)),
             if m.errors > 0 {
                 format!("{} !!!", m.errors)
             } else {
@@ -621,7 +638,8 @@ fn print_table(settings: &Settings, cases: &[Case], elapsed: Duration) {
     println!(
         "latency: per append, send to last byte of the answer. reducer run: the server's mean time for one run in a \
          jailed worker (round trip and waiting for a free worker included); retries: reducer runs again because the \
-         aggregate moved, per append; batch: appends per worker round trip; group: appends per group commit."
+         aggregate moved, per append; batch: appends per worker round trip; group: appends per group commit; \
+         CPU/append: busy CPU of the whole machine (server, workers, load generator, kernel) in the window, per append."
     );
     println!("targets:");
     for verdict in verdicts(settings, cases) {
