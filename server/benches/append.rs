@@ -826,14 +826,14 @@ fn baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<B
         if started >= end {
             break;
         }
-        // The shard writer's group: BEGIN IMMEDIATE, per request a savepoint around the stream lookup, the stream
-        // row and the event row, then one COMMIT. The statements are the writer's, character for character.
+        // The shard writer's group: BEGIN IMMEDIATE, per request the stream lookup, the stream row and the event row
+        // (no savepoint, as the writer needs one only to write a group again after a storage error), then one
+        // COMMIT. The statements are the writer's, character for character.
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let recorded_at = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros())?;
         for _ in 0..batch {
             let aggregate_id = format!("order_{}_{}", sequence % clients as u64, sequence / clients as u64 + 1);
             sequence += 1;
-            conn.prepare_cached("SAVEPOINT request")?.execute([])?;
             let existing = conn
                 .prepare_cached(
                     "SELECT stream_id, aggregate_type, version FROM streams WHERE tenant_id = ?1 AND aggregate_id = ?2",
@@ -868,7 +868,6 @@ fn baseline(options: &Options, batch: usize, clients: usize) -> anyhow::Result<B
                 None::<String>,
                 EVENT_DATA,
             ])?;
-            conn.prepare_cached("RELEASE request")?.execute([])?;
         }
         conn.execute_batch("COMMIT")?;
         rewind.run_if_wanted(&conn)?;
