@@ -294,24 +294,28 @@ mod tests {
         }
     }
 
+    fn one_shard_store(
+        dir: &Path,
+        durability: Durability,
+        wal_rewind_frames: i64,
+        metrics: &Metrics,
+    ) -> Arc<SqliteStore> {
+        let config = SqliteConfig {
+            data_dir: dir.to_owned(),
+            shard_count: 1,
+            durability,
+            wal_rewind_frames,
+        };
+        Arc::new(SqliteStore::open(&config, &metrics.store).expect("open the store"))
+    }
+
     /// Under load that never pauses, the WAL is started over again and again instead of growing with every append.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_stays_bounded_under_unbroken_load() {
         const REWIND_FRAMES: i64 = 64;
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics = Metrics::new();
-        let store = Arc::new(
-            SqliteStore::open(
-                &SqliteConfig {
-                    data_dir: dir.path().to_owned(),
-                    shard_count: 1,
-                    durability: Durability::Normal,
-                    wal_rewind_frames: REWIND_FRAMES,
-                },
-                &metrics.store,
-            )
-            .expect("open the store"),
-        );
+        let store = one_shard_store(dir.path(), Durability::Normal, REWIND_FRAMES, &metrics);
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut appended = 0_usize;
         // Eight writers keep the writer busy; stop once the WAL has been started over a few times.
@@ -353,19 +357,8 @@ mod tests {
     async fn a_storage_error_in_the_middle_of_a_group_fails_only_its_request() {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics = Metrics::new();
-        let store = Arc::new(
-            SqliteStore::open(
-                &SqliteConfig {
-                    data_dir: dir.path().to_owned(),
-                    shard_count: 1,
-                    // Groups stay open while the previous one is synced, so concurrent requests share them.
-                    durability: Durability::Full,
-                    wal_rewind_frames: DEFAULT_WAL_REWIND_FRAMES,
-                },
-                &metrics.store,
-            )
-            .expect("open the store"),
-        );
+        // Groups stay open while the previous one is synced, so concurrent requests share them.
+        let store = one_shard_store(dir.path(), Durability::Full, DEFAULT_WAL_REWIND_FRAMES, &metrics);
         let shard = db::open(&shard_path(dir.path(), 0), Access::ReadWrite, Durability::Normal).expect("open");
         shard
             .execute_batch(
