@@ -100,8 +100,10 @@ impl Syncer {
     ///
     /// Committing the moment the syncer is idle would split concurrent clients into two halves that take turns, each
     /// waiting one and a half fsyncs. So, like PostgreSQL's `commit_delay`, when the last fsync carried more requests
-    /// than are ready now, the writer waits — for as many, or half an fsync at most — so the clients just answered
-    /// can join. A lone client never waits: its last fsync carried one request.
+    /// than are ready now, the writer waits — for as many, or one fsync at most — so the clients just answered can
+    /// join: their answers, the HTTP round trips and their next requests take about as long as an fsync. (Against
+    /// half an fsync, in alternating runs, this gave more appends/s and a lower p50 in every pair, with and without
+    /// a reducer.) A lone client never waits: its last fsync carried one request.
     pub fn ready_for(&self, requests: usize, stopping: bool) -> Result<(), Option<Instant>> {
         let state = self.slot.lock();
         if state.busy {
@@ -110,7 +112,7 @@ impl Syncer {
         if stopping || requests >= state.last_requests {
             return Ok(());
         }
-        let until = state.idle_since + (state.fsync_average / 2).min(MAX_PACING_DELAY);
+        let until = state.idle_since + state.fsync_average.min(MAX_PACING_DELAY);
         if Instant::now() >= until {
             Ok(())
         } else {
