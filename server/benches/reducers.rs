@@ -27,6 +27,8 @@ mod dotnet_build;
 mod http;
 #[path = "shared/machine_cpu.rs"]
 mod machine_cpu;
+#[path = "shared/median.rs"]
+mod median;
 #[path = "shared/server.rs"]
 mod server;
 
@@ -41,6 +43,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::{Client, Target, get};
 use hyper::{Method, StatusCode};
+use median::median;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use server::Server;
@@ -695,16 +698,6 @@ impl Row {
                 "0".to_owned()
             },
         ]
-    }
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    match values.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(values[middle]),
-        _ => Some((values[middle - 1] + values[middle]) / 2.0),
     }
 }
 
