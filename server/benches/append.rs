@@ -146,11 +146,7 @@ fn run(options: &Options) -> anyhow::Result<bool> {
             _ => None,
         };
         let baseline = shape.map(|batch| run_baseline(options, batch, clients)).transpose()?;
-        let seconds = measured.window.as_secs_f64();
-        let share = baseline
-            .as_ref()
-            .filter(|b| b.events_per_s > 0.0 && seconds > 0.0)
-            .map(|b| 100.0 * measured.events as f64 / seconds / b.events_per_s);
+        let share = baseline.as_ref().and_then(|b| share_of(&measured, b));
         rows.push(Row::Server {
             scenario,
             clients,
@@ -1019,9 +1015,8 @@ fn print_table(options: &Options, rows: &[Row], elapsed: Duration) {
             let commits = measured.commits.filter(|_| *scenario == Scenario::Single)?;
             let ceiling = baselines
                 .iter()
-                .find(|b| b.batch == batch_of(commits.mean_group) && b.clients == *clients)
-                .filter(|b| b.events_per_s > 0.0 && seconds > 0.0)?;
-            Some(100.0 * measured.events as f64 / seconds / ceiling.events_per_s)
+                .find(|b| b.batch == batch_of(commits.mean_group) && b.clients == *clients)?;
+            share_of(measured, ceiling)
         });
         if let Some(share) = share {
             notes.push(format!("{share:.0}% of baseline"));
@@ -1184,6 +1179,13 @@ fn baseline_line(baseline: &Baseline, round: Option<usize>) -> [String; 15] {
         "-".to_owned(),
         String::new(),
     ]
+}
+
+/// The share of `baseline`'s events/s that a server row reached, in percent.
+fn share_of(measured: &Measured, baseline: &Baseline) -> Option<f64> {
+    let seconds = measured.window.as_secs_f64();
+    (baseline.events_per_s > 0.0 && seconds > 0.0)
+        .then(|| 100.0 * measured.events as f64 / seconds / baseline.events_per_s)
 }
 
 /// The baseline's requests per transaction for a mean group size.

@@ -339,7 +339,8 @@ async fn check_state(target: &Arc<Target>, aggregate: &str, events: u64, reducer
         .and_then(|body| json_of(&body))
         .map_err(|error| format!("read the state of {aggregate}: {error:#}"))?;
     let expected = expected_state(0, events);
-    if read["version"] != events || read["reducerId"] != reducer_id || !same_order(&read["state"], &expected) {
+    let state_matches = OrderState::deserialize(&read["state"]).is_ok_and(|state| state.is_after(&customer(0), events));
+    if read["version"] != events || read["reducerId"] != reducer_id || !state_matches {
         return Err(format!(
             "the state of {aggregate} is {read}, expected version {events}, reducer {reducer_id}, state {expected}"
         ));
@@ -351,16 +352,19 @@ async fn check_state(target: &Arc<Target>, aggregate: &str, events: u64, reducer
     Ok(())
 }
 
-/// The `OrderReducer`'s state after a client's `events` appends to one aggregate.
-fn expected_state(client: usize, events: u64) -> Value {
-    json!({"customerId": format!("c{client}"), "total": events.saturating_sub(1) as f64 * PRICE})
+/// The customer of a client's orders.
+fn customer(client: usize) -> String {
+    format!("c{client}")
 }
 
-/// Whether two order states agree; the total is a C# `decimal`, whose text keeps its scale (`2.50`).
-fn same_order(got: &Value, expected: &Value) -> bool {
-    got.as_object().is_some_and(|o| o.len() == 2)
-        && got["customerId"] == expected["customerId"]
-        && got["total"].as_f64() == expected["total"].as_f64()
+/// The total of an order after `events` appends: one `OrderPlaced`, then `ItemAdded`s.
+fn expected_total(events: u64) -> f64 {
+    events.saturating_sub(1) as f64 * PRICE
+}
+
+/// The `OrderReducer`'s state after a client's `events` appends to one aggregate, as the messages show it.
+fn expected_state(client: usize, events: u64) -> Value {
+    json!({"customerId": customer(client), "total": expected_total(events)})
 }
 
 fn json_of(body: &[u8]) -> anyhow::Result<Value> {
@@ -480,8 +484,9 @@ async fn run_client(
     end: Instant,
 ) -> (Measured, Option<(String, u64)>) {
     let mut measured = Measured::new();
+    let customer = customer(id);
     let placed = Bytes::from(format!(
-        r#"{{"eventType":"OrderPlaced","data":{{"customerId":"c{id}"}}}}"#
+        r#"{{"eventType":"OrderPlaced","data":{{"customerId":"{customer}"}}}}"#
     ));
     let added = Bytes::from(format!(
         r#"{{"eventType":"ItemAdded","data":{{"item":"Widget","price":{PRICE}}}}}"#
@@ -507,7 +512,7 @@ async fn run_client(
         let answer = client.send(Method::POST, &path, body).await;
         let done = Instant::now();
         match answer {
-            Ok((StatusCode::CREATED, body)) => match check_answer(kind, id, events + 1, &body) {
+            Ok((StatusCode::CREATED, body)) => match check_answer(kind, id, &customer, events + 1, &body) {
                 Ok(()) => {
                     events += 1;
                     measured.stored_events += 1;
@@ -560,27 +565,29 @@ struct Answer<'a> {
 struct OrderState<'a> {
     #[serde(borrow)]
     customer_id: std::borrow::Cow<'a, str>,
+    /// A C# `decimal`, whose text keeps its scale (`2.50`): compared as a number.
     total: f64,
 }
 
+impl OrderState<'_> {
+    /// Whether this is `customer`'s order after `events` appends.
+    fn is_after(&self, customer: &str, events: u64) -> bool {
+        self.customer_id == customer && self.total == expected_total(events)
+    }
+}
+
 /// A 201's body: with the reducer, `state` is the order after `version` events; without, there is no `state`.
-fn check_answer(kind: Kind, client: usize, version: u64, body: &[u8]) -> Result<(), String> {
+fn check_answer(kind: Kind, client: usize, customer: &str, version: u64, body: &[u8]) -> Result<(), String> {
     let shown = || String::from_utf8_lossy(body).into_owned();
     let answer: Answer = serde_json::from_slice(body)
         .map_err(|e| format!("201 with a body that is not the answer ({e}): {}", shown()))?;
     if answer.version != version {
         return Err(format!("expected version {version}: {}", shown()));
     }
-    let expected_total = version.saturating_sub(1) as f64 * PRICE;
     match (kind, answer.state) {
         (Kind::Plain, None) => Ok(()),
         (Kind::Plain, Some(_)) => Err(format!("a state without a reducer: {}", shown())),
-        (Kind::Reducer, Some(state))
-            if state.total == expected_total
-                && state.customer_id.strip_prefix('c') == Some(client.to_string().as_str()) =>
-        {
-            Ok(())
-        }
+        (Kind::Reducer, Some(state)) if state.is_after(customer, version) => Ok(()),
         (Kind::Reducer, _) => Err(format!(
             "expected state {}: {}",
             expected_state(client, version),
