@@ -2,6 +2,8 @@
 //! versioned schema migrations.
 
 pub mod page_cache;
+pub mod wal_vfs;
+mod write_coalescer;
 
 use std::path::Path;
 use std::sync::Once;
@@ -38,18 +40,26 @@ pub enum Access {
 
 /// Opens (creating when `ReadWrite`) a database in WAL mode with the given durability.
 pub fn open(path: &Path, access: Access, durability: Durability) -> rusqlite::Result<Connection> {
-    // Every connection of the process opens here, so this runs before SQLite initializes (on the first open).
-    static PAGE_CACHE: Once = Once::new();
-    PAGE_CACHE.call_once(|| {
+    // Every connection of the process opens here, so this runs before SQLite initializes (on the first open). The
+    // page cache must be configured before SQLite initializes, and registering the VFS initializes it.
+    static WRAPPERS: Once = Once::new();
+    WRAPPERS.call_once(|| {
         if let Err(error) = page_cache::install() {
             tracing::warn!(%error, "sqlite page cache wrapper not installed; commits may scan the whole page cache");
+        }
+        if let Err(error) = wal_vfs::install() {
+            tracing::warn!(%error, "sqlite wal vfs not installed; commits write each WAL frame with two calls");
         }
     });
     let flags = match access {
         Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = if wal_vfs::installed() {
+        Connection::open_with_flags_and_vfs(path, flags, wal_vfs::VFS_NAME)?
+    } else {
+        Connection::open_with_flags(path, flags)?
+    };
     // Another process (the `hapnd tenant` command, a second reader) may hold the lock briefly; wait rather than fail.
     conn.busy_timeout(Duration::from_secs(5))?;
     if access == Access::ReadWrite {
