@@ -19,6 +19,12 @@
 //! this hold even on a path no rule foresaw. A barrier cannot report an error, so if such a late flush ever failed,
 //! the process aborts rather than publish frames it could not write: no append is acknowledged without its bytes.
 //!
+//! The write lock: what a transaction that rolled back left gathered must not land after another writer (another
+//! connection or process) wrote frames at the same offsets. So when the main file releases the WAL write lock
+//! (`xShmLock`, unlock, exclusive, slot 0), the WAL is flushed first, while the lock is still held, which leaves
+//! bytes past the last commit, as SQLite's own spills do; if that flush fails, the bytes are dropped: a commit never
+//! leaves anything gathered, so they belong to none.
+//!
 //! Threads: SQLite uses a connection's files from one thread at a time, and a WAL file and its main file belong to
 //! the same connection, so the link between them is never used by two threads at once.
 
@@ -55,8 +61,13 @@ pub struct Stats {
     pub wal_writes: u64,
     /// Writes that reached WAL files.
     pub wal_file_writes: u64,
+    /// Writes SQLite made to WAL files before the end of an earlier write (in-place frame overwrites, checksum
+    /// rewrites, a rewound log's header).
+    pub wal_overwrites: u64,
     /// Flushes that `xShmBarrier` found work for: none, if the coalescer's rules cover every path.
     pub barrier_flushes: u64,
+    /// Flushes that the release of the write lock found work for: what rolled-back transactions left gathered.
+    pub unlock_flushes: u64,
 }
 
 /// Registers the VFS (not as the default). Safe to call once SQLite may have initialized; registering initializes
@@ -94,16 +105,16 @@ pub fn install() -> Result<(), InstallError> {
         xGetSystemCall: base.xGetSystemCall.and(Some(x_get_system_call)),
         xNextSystemCall: base.xNextSystemCall.and(Some(x_next_system_call)),
     });
-    let installed = Installed { vfs, inner };
-    if INSTALLED.set(installed).is_err() {
+    if INSTALLED.get().is_some() {
         return Err(InstallError::AlreadyInstalled);
     }
-    let vfs = match INSTALLED.get() {
-        Some(installed) => ptr::from_ref(installed.vfs.as_ref()).cast_mut(),
-        None => return Err(InstallError::AlreadyInstalled),
-    };
-    // SAFETY: `vfs` points into a Box owned by a static that is never dropped, so it outlives every connection;
-    // SQLite never writes through it except `pNext` while registering (under its own mutex, before any use).
+    // Leaked: SQLite keeps the pointer for the life of the process and writes its `pNext` while (un)registering.
+    let vfs = Box::into_raw(vfs);
+    if INSTALLED.set(Installed { inner }).is_err() {
+        return Err(InstallError::AlreadyInstalled);
+    }
+    // SAFETY: `vfs` comes from `Box::into_raw` and is never freed, so it outlives every connection; SQLite is the
+    // only one to write through it (`pNext`, under its own mutex).
     let rc = unsafe { ffi::sqlite3_vfs_register(vfs, 0) };
     if rc != ffi::SQLITE_OK {
         return Err(InstallError::Register { rc });
@@ -122,13 +133,12 @@ pub fn thread_stats() -> Stats {
     STATS.try_with(Cell::get).unwrap_or_default()
 }
 
+/// The default VFS, which ours wraps.
 struct Installed {
-    vfs: Box<ffi::sqlite3_vfs>,
     inner: *mut ffi::sqlite3_vfs,
 }
 
-// SAFETY: the pointers are to VFS structs that live for the whole process and are only read after `install`
-// (SQLite's own `pNext` write happens inside `sqlite3_vfs_register`, under SQLite's mutex).
+// SAFETY: the default VFS lives for the whole process and we only read it.
 unsafe impl Send for Installed {}
 // SAFETY: as for Send.
 unsafe impl Sync for Installed {}
@@ -138,7 +148,7 @@ static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static STATS: Cell<Stats> = const {
-        Cell::new(Stats { wal_writes: 0, wal_file_writes: 0, barrier_flushes: 0 })
+        Cell::new(Stats { wal_writes: 0, wal_file_writes: 0, wal_overwrites: 0, barrier_flushes: 0, unlock_flushes: 0 })
     };
 }
 
@@ -204,19 +214,27 @@ impl Sink for InnerFile {
     }
 }
 
-/// Our part of a file SQLite hands to one of our methods.
+/// Our part of a file SQLite hands to one of our methods (`base` is its first field). Only raw pointers and
+/// references to single fields are made from it, never a reference to the whole struct: its last field is the
+/// default VFS's file, which that VFS's methods write through a pointer of their own.
+fn wrapper(file: *mut ffi::sqlite3_file) -> *mut WrappedFile {
+    file.cast()
+}
+
+/// A WAL file's coalescer; `None` for other files.
 ///
 /// # Safety
-/// `file` must be a file this VFS opened and not yet closed, used by no other thread during the call.
-unsafe fn wrapped<'a>(file: *mut ffi::sqlite3_file) -> &'a mut WrappedFile {
-    // SAFETY: per the contract, `file` is the start of a live `WrappedFile` (`base` is its first field).
-    unsafe { &mut *file.cast::<WrappedFile>() }
+/// `file` must be a file this VFS opened and not yet closed, used by no other thread during the call, and the
+/// reference must not outlive the call.
+unsafe fn coalescer<'a>(file: *mut ffi::sqlite3_file) -> Option<&'a mut WriteCoalescer> {
+    // SAFETY: per the contract; the reference covers only the `coalescer` field's box.
+    unsafe { (*wrapper(file)).coalescer.as_deref_mut() }
 }
 
 /// The default VFS's file and its methods.
 ///
 /// # Safety
-/// As for [`wrapped`]; the inner file must have opened (its methods set).
+/// As for [`coalescer`]; the inner file must have opened (its methods set).
 unsafe fn inner_of(file: *mut ffi::sqlite3_file) -> (*mut ffi::sqlite3_file, &'static ffi::sqlite3_io_methods) {
     // SAFETY: per the contract; the inner methods are a static table of the default VFS.
     unsafe {
@@ -231,7 +249,7 @@ unsafe fn inner_of(file: *mut ffi::sqlite3_file) -> (*mut ffi::sqlite3_file, &'s
 /// As for [`inner_of`].
 unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: per the contract.
-    let (inner, coalescer) = unsafe { (inner_of(file).0, wrapped(file).coalescer.as_deref_mut()) };
+    let (inner, coalescer) = unsafe { (inner_of(file).0, coalescer(file)) };
     match coalescer.map(|coalescer| coalescer.flush(&mut InnerFile(inner))) {
         Some(Err(rc)) => rc,
         _ => ffi::SQLITE_OK,
@@ -261,12 +279,12 @@ unsafe extern "C" fn x_open(
     } else {
         Kind::Other
     };
-    let wrapper = file.cast::<WrappedFile>();
+    let ours = wrapper(file);
     // SAFETY: SQLite hands us `szOsFile` writable bytes at `file`, aligned for any type (sqlite3_malloc), which is
     // at least `size_of::<WrappedFile>()`: our fields, then the inner file's, of at least its `pMethods`.
     unsafe {
         ptr::write(
-            wrapper,
+            ours,
             WrappedFile {
                 base: ffi::sqlite3_file { pMethods: ptr::null() },
                 kind,
@@ -281,7 +299,7 @@ unsafe extern "C" fn x_open(
     // SAFETY: the inner file is the rest of the allocation, `szOsFile` of the default VFS long; `name`, `flags`
     // and `out_flags` are SQLite's own, passed on unchanged.
     let (rc, inner_methods) = unsafe {
-        let inner = ptr::addr_of_mut!((*wrapper).inner);
+        let inner = ptr::addr_of_mut!((*ours).inner);
         let rc = match (*inner_vfs).xOpen {
             Some(open) => open(inner_vfs, name, inner, flags, out_flags),
             None => ffi::SQLITE_CANTOPEN,
@@ -291,18 +309,18 @@ unsafe extern "C" fn x_open(
     if inner_methods.is_null() {
         // SQLite calls xClose only for a file whose methods are set; nothing else will drop our part.
         // SAFETY: written above, not yet dropped.
-        unsafe { ptr::drop_in_place(wrapper) };
+        unsafe { ptr::drop_in_place(ours) };
         return if rc == ffi::SQLITE_OK { ffi::SQLITE_CANTOPEN } else { rc };
     }
-    // SAFETY: the inner methods are the default VFS's static table; `wrapper` is ours, written above.
+    // SAFETY: the inner methods are the default VFS's static table; `ours` is written above.
     unsafe {
         let version = usize::try_from((*inner_methods).iVersion).unwrap_or(1).clamp(1, 3);
-        (*wrapper).base.pMethods = &METHODS[version - 1];
+        (*ours).base.pMethods = &METHODS[version - 1];
         if rc == ffi::SQLITE_OK && kind == Kind::Wal && !name.is_null() {
             let main = ffi::sqlite3_database_file_object(name);
-            if is_ours(main) && wrapped(main).kind == Kind::Main {
-                wrapped(main).wal = wrapper;
-                (*wrapper).main = main.cast();
+            if is_ours(main) && (*wrapper(main)).kind == Kind::Main {
+                (*wrapper(main)).wal = ours;
+                (*ours).main = main.cast();
             }
         }
     }
@@ -313,12 +331,12 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite closes a file it opened through us, once.
     unsafe {
         let flushed = flush(file);
-        let this = wrapped(file);
-        if !this.main.is_null() {
-            (*this.main).wal = ptr::null_mut();
+        let this = wrapper(file);
+        if !(*this).main.is_null() {
+            (*(*this).main).wal = ptr::null_mut();
         }
-        if !this.wal.is_null() {
-            (*this.wal).main = ptr::null_mut();
+        if !(*this).wal.is_null() {
+            (*(*this).wal).main = ptr::null_mut();
         }
         let (inner, methods) = inner_of(file);
         let closed = methods.xClose.map_or(ffi::SQLITE_OK, |close| close(inner));
@@ -332,19 +350,21 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, bytes: *const c_void,
     // SAFETY: SQLite calls with one of our open files and `amount` readable bytes at `bytes`.
     unsafe {
         let (inner, methods) = inner_of(file);
-        let this = wrapped(file);
-        let (Some(coalescer), Ok(len), Ok(at)) = (
-            this.coalescer.as_deref_mut(),
-            usize::try_from(amount),
-            u64::try_from(offset),
-        ) else {
+        let (Some(coalescer), Ok(len), Ok(at)) = (coalescer(file), usize::try_from(amount), u64::try_from(offset))
+        else {
             return methods
                 .xWrite
                 .map_or(ffi::SQLITE_IOERR_WRITE, |write| write(inner, bytes, amount, offset));
         };
-        count(|stats| stats.wal_writes += 1);
+        let overwrites = coalescer.overwrites();
         let bytes = std::slice::from_raw_parts(bytes.cast::<u8>(), len);
-        match coalescer.write(&mut InnerFile(inner), bytes, at) {
+        let written = coalescer.write(&mut InnerFile(inner), bytes, at);
+        let overwrote = coalescer.overwrites() - overwrites;
+        count(|stats| {
+            stats.wal_writes += 1;
+            stats.wal_overwrites += overwrote;
+        });
+        match written {
             Ok(()) => ffi::SQLITE_OK,
             Err(rc) => rc,
         }
@@ -386,29 +406,55 @@ flushing_method!(x_truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: i64))
 flushing_method!(x_sync, xSync, ffi::SQLITE_IOERR_FSYNC, (flags: c_int));
 flushing_method!(x_file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut i64));
 flushing_method!(x_file_control, xFileControl, ffi::SQLITE_NOTFOUND, (op: c_int, arg: *mut c_void));
-flushing_method!(x_fetch, xFetch, ffi::SQLITE_OK, (offset: i64, amount: c_int, out: *mut *mut c_void));
-plain_method!(x_lock, xLock, ffi::SQLITE_OK, (level: c_int) -> c_int);
-plain_method!(x_unlock, xUnlock, ffi::SQLITE_OK, (level: c_int) -> c_int);
-plain_method!(x_check_reserved_lock, xCheckReservedLock, ffi::SQLITE_OK, (out: *mut c_int) -> c_int);
+flushing_method!(x_fetch, xFetch, ffi::SQLITE_IOERR_MMAP, (offset: i64, amount: c_int, out: *mut *mut c_void));
+plain_method!(x_lock, xLock, ffi::SQLITE_IOERR_LOCK, (level: c_int) -> c_int);
+plain_method!(x_unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, (level: c_int) -> c_int);
+plain_method!(x_check_reserved_lock, xCheckReservedLock, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK, (out: *mut c_int) -> c_int);
 plain_method!(x_sector_size, xSectorSize, 4096, () -> c_int);
 plain_method!(x_device_characteristics, xDeviceCharacteristics, 0, () -> c_int);
 plain_method!(x_shm_map, xShmMap, ffi::SQLITE_IOERR_SHMMAP,
     (region: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int);
-plain_method!(x_shm_lock, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, (offset: c_int, n: c_int, flags: c_int) -> c_int);
 plain_method!(x_shm_unmap, xShmUnmap, ffi::SQLITE_OK, (delete: c_int) -> c_int);
 plain_method!(x_unfetch, xUnfetch, ffi::SQLITE_OK, (offset: i64, pointer: *mut c_void) -> c_int);
+
+/// The wal-index lock slot of the WAL write lock (sqlite3.c `WAL_WRITE_LOCK`).
+const WAL_WRITE_LOCK: c_int = 0;
+
+unsafe extern "C" fn x_shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
+    let releases_write_lock = flags == ffi::SQLITE_SHM_UNLOCK | ffi::SQLITE_SHM_EXCLUSIVE
+        && offset <= WAL_WRITE_LOCK
+        && WAL_WRITE_LOCK < offset.saturating_add(n);
+    // SAFETY: SQLite calls with one of our open files; a linked WAL file is open and on this thread, as in
+    // `x_shm_barrier`.
+    unsafe {
+        let wal = (*wrapper(file)).wal;
+        if releases_write_lock
+            && !wal.is_null()
+            && let Some(coalescer) = coalescer(wal.cast())
+            && coalescer.pending() > 0
+        {
+            count(|stats| stats.unlock_flushes += 1);
+            if let Err(rc) = coalescer.flush(&mut InnerFile(inner_of(wal.cast()).0)) {
+                tracing::warn!(
+                    rc,
+                    "writing what a rolled-back transaction left in the WAL failed; dropped"
+                );
+                coalescer.discard();
+            }
+        }
+        let (inner, methods) = inner_of(file);
+        methods
+            .xShmLock
+            .map_or(ffi::SQLITE_IOERR_SHMLOCK, |lock| lock(inner, offset, n, flags))
+    }
+}
 
 unsafe extern "C" fn x_shm_barrier(file: *mut ffi::sqlite3_file) {
     // SAFETY: SQLite calls with one of our open files; its linked WAL file belongs to the same connection, so it is
     // open (it unlinks itself when it closes) and used by no other thread.
     unsafe {
-        let wal = wrapped(file).wal;
-        if !wal.is_null()
-            && (*wal)
-                .coalescer
-                .as_ref()
-                .is_some_and(|coalescer| coalescer.pending() > 0)
-        {
+        let wal = (*wrapper(file)).wal;
+        if !wal.is_null() && coalescer(wal.cast()).is_some_and(|coalescer| coalescer.pending() > 0) {
             count(|stats| stats.barrier_flushes += 1);
             let rc = flush(wal.cast());
             if rc != ffi::SQLITE_OK {
@@ -489,7 +535,7 @@ vfs_method!(x_next_system_call, xNextSystemCall, ptr::null(), (name: *const c_ch
 mod tests {
     use std::path::Path;
 
-    use rusqlite::{Connection, OpenFlags};
+    use rusqlite::{Connection, OpenFlags, params};
 
     use super::*;
     use crate::db::{Access, Durability, open};
@@ -499,7 +545,9 @@ mod tests {
         Stats {
             wal_writes: now.wal_writes - before.wal_writes,
             wal_file_writes: now.wal_file_writes - before.wal_file_writes,
+            wal_overwrites: now.wal_overwrites - before.wal_overwrites,
             barrier_flushes: now.barrier_flushes - before.barrier_flushes,
+            unlock_flushes: now.unlock_flushes - before.unlock_flushes,
         }
     }
 
@@ -519,10 +567,25 @@ mod tests {
         conn
     }
 
+    fn create_table(conn: &Connection) {
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .expect("no checkpoints");
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+            .expect("schema");
+    }
+
     fn blob(key: i64, len: usize) -> Vec<u8> {
         (0..len).map(|i| (key as usize * 31 + i) as u8).collect()
     }
 
+    fn insert(conn: &Connection, keys: std::ops::Range<i64>, len: usize) -> rusqlite::Result<()> {
+        for key in keys {
+            conn.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", params![key, blob(key, len)])?;
+        }
+        Ok(())
+    }
+
+    /// Every row is `0..rows` with its own blob of `len` bytes.
     fn assert_rows(conn: &Connection, rows: i64, len: usize) {
         let count: i64 = conn
             .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
@@ -530,10 +593,13 @@ mod tests {
         assert_eq!(count, rows);
         let mut statement = conn.prepare("SELECT k, v FROM t ORDER BY k").expect("prepare");
         let mut found = statement.query([]).expect("query");
+        let mut expected_key = 0;
         while let Some(row) = found.next().expect("row") {
             let key: i64 = row.get(0).expect("k");
             let value: Vec<u8> = row.get(1).expect("v");
+            assert_eq!(key, expected_key);
             assert_eq!(value, blob(key, len), "row {key}");
+            expected_key += 1;
         }
     }
 
@@ -543,26 +609,17 @@ mod tests {
         let path = dir.path().join("t.db");
         let mut conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
         assert!(installed(), "db::open installs the vfs");
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .expect("no checkpoints");
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)")
-            .expect("schema");
+        create_table(&conn);
 
         let before = thread_stats();
         let tx = conn.transaction().expect("begin");
-        for key in 0..80 {
-            tx.execute(
-                "INSERT INTO t (k, v) VALUES (?1, ?2)",
-                rusqlite::params![key, blob(key, 1000)],
-            )
-            .expect("insert");
-        }
+        insert(&tx, 0..80, 1000).expect("insert");
         tx.commit().expect("commit");
         let commit = since(before);
         let frames = commit.wal_writes / 2;
         assert!((10..30).contains(&frames), "one run's worth of frames: {frames}");
         assert_eq!(commit.wal_file_writes, 2, "{commit:?}");
-        assert_eq!(commit.barrier_flushes, 0);
+        assert_eq!(commit.barrier_flushes + commit.unlock_flushes, 0);
 
         let copy = reopen_copy_with_plain_sqlite(&path, dir.path());
         assert_rows(&copy, 80, 1000);
@@ -573,42 +630,146 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         let mut conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .expect("no checkpoints");
+        create_table(&conn);
         // A cache of a few pages makes SQLite spill dirty pages into the WAL in the middle of the transaction, then
-        // write some of them again (overwriting their frames and rewriting the checksums at commit).
+        // write some of them again: it overwrites their frames and rewrites the checksums at commit.
         conn.pragma_update(None, "cache_size", 8).expect("tiny cache");
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)")
-            .expect("schema");
 
         let before = thread_stats();
         let tx = conn.transaction().expect("begin");
-        for key in 0..2000 {
-            tx.execute(
-                "INSERT INTO t (k, v) VALUES (?1, ?2)",
-                rusqlite::params![key, blob(key, 300)],
-            )
-            .expect("insert");
-        }
-        for key in (0..2000).step_by(7) {
-            tx.execute(
-                "UPDATE t SET v = ?2 WHERE k = ?1",
-                rusqlite::params![key, blob(key, 300)],
-            )
-            .expect("update");
+        insert(&tx, 0..2000, 300).expect("insert");
+        // Twice, away and back: SQLite does not dirty a page for an update that changes nothing.
+        for value_key in [10_000, 0] {
+            for key in (0..2000).step_by(7) {
+                let value = blob(key + value_key, 300);
+                tx.execute("UPDATE t SET v = ?2 WHERE k = ?1", params![key, value])
+                    .expect("update");
+            }
         }
         tx.commit().expect("commit");
         let commit = since(before);
         assert!(
+            commit.wal_overwrites > 0,
+            "frames were overwritten in place: {commit:?}"
+        );
+        assert!(
             commit.wal_writes / 2 > 150,
             "more frames than one run holds: {commit:?}"
         );
-        assert!(commit.wal_file_writes < commit.wal_writes / 4, "{commit:?}");
-        assert_eq!(commit.barrier_flushes, 0);
+        assert_eq!(commit.barrier_flushes + commit.unlock_flushes, 0);
         assert_rows(&conn, 2000, 300);
 
         let copy = reopen_copy_with_plain_sqlite(&path, dir.path());
         assert_rows(&copy, 2000, 300);
+    }
+
+    #[test]
+    fn a_rolled_back_spill_never_lands_on_a_later_writers_frames() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let mut conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
+        create_table(&conn);
+        insert(&conn, 0..10, 300).expect("insert");
+        conn.pragma_update(None, "cache_size", 8).expect("tiny cache");
+
+        let before = thread_stats();
+        let tx = conn.transaction().expect("begin");
+        insert(&tx, 10..1000, 300).expect("insert");
+        tx.rollback().expect("rollback");
+        let rolled_back = since(before);
+        assert!(rolled_back.wal_writes > 0, "the transaction spilled: {rolled_back:?}");
+
+        // Another connection now writes frames where the rolled-back ones were; nothing of ours may land on them.
+        let other = open(&path, Access::ReadWrite, Durability::Normal).expect("open another writer");
+        insert(&other, 10..40, 300).expect("insert");
+        drop(other);
+        insert(&conn, 40..50, 300).expect("insert");
+        assert_rows(&conn, 50, 300);
+        let copy = reopen_copy_with_plain_sqlite(&path, dir.path());
+        assert_rows(&copy, 50, 300);
+    }
+
+    /// The WAL file of a connection, as SQLite holds it (ours).
+    fn wal_file_of(conn: &Connection) -> *mut ffi::sqlite3_file {
+        let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
+        // SAFETY: JOURNAL_POINTER writes the journal's (here: the WAL's) `sqlite3_file*` into the pointer it gets;
+        // the connection is open and used by this thread only.
+        let rc = unsafe {
+            ffi::sqlite3_file_control(
+                conn.handle(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+                (&raw mut file).cast(),
+            )
+        };
+        assert_eq!(rc, ffi::SQLITE_OK);
+        assert!(is_ours(file), "the WAL was opened through the vfs");
+        file
+    }
+
+    #[test]
+    fn bytes_still_gathered_are_written_before_the_write_lock_is_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
+        create_table(&conn);
+        insert(&conn, 0..10, 300).expect("insert");
+        let wal_path = path.with_extension("db-wal");
+        let far = std::fs::metadata(&wal_path).expect("wal").len() + (1 << 20);
+
+        // What SQLite's undo does not flush by reading (it drops unreferenced pages without reading them): bytes a
+        // transaction gathered and then abandoned, here placed by hand, far past the last frame.
+        conn.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+        let wal = wal_file_of(&conn);
+        // A frame that is not a commit's, header then page, as SQLite writes one.
+        let mut bytes = vec![0_u8; 24];
+        bytes[3] = 2;
+        bytes.extend_from_slice(&[0x5A; 4096]);
+        for (part, at) in [(&bytes[..24], far), (&bytes[24..], far + 24)] {
+            // SAFETY: `wal` is the connection's open WAL file, used only from this thread; `part` outlives the call.
+            let rc = unsafe { x_write(wal, part.as_ptr().cast(), part.len() as c_int, at as i64) };
+            assert_eq!(rc, ffi::SQLITE_OK);
+        }
+        // SAFETY: as above.
+        let gathered = unsafe { coalescer(wal) }.map(|c| c.pending());
+        assert_eq!(gathered, Some(bytes.len()), "gathered, not written");
+        let before = thread_stats();
+        conn.execute_batch("ROLLBACK").expect("release the write lock");
+        assert_eq!(since(before).unlock_flushes, 1);
+        let on_disk = std::fs::read(&wal_path).expect("read the wal");
+        let far = far as usize;
+        assert_eq!(
+            &on_disk[far..far + bytes.len()],
+            &bytes[..],
+            "written while the lock was held"
+        );
+        insert(&conn, 10..20, 300).expect("the next transaction works as before");
+        assert_rows(&conn, 20, 300);
+    }
+
+    #[test]
+    fn padded_commits_with_synchronous_full_stay_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        drop(open(&path, Access::ReadWrite, Durability::Full).expect("open once, to install the vfs"));
+        // Without powersafe overwrite SQLite pads each commit to a sector boundary with copies of the commit frame,
+        // and splits a write at the point it syncs.
+        let uri = format!("file:{}?psow=0", path.display());
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags_and_vfs(&uri, flags, VFS_NAME).expect("open without psow");
+        conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+        conn.pragma_update(None, "synchronous", "FULL").expect("full");
+        create_table(&conn);
+
+        let before = thread_stats();
+        for commit in 0..20 {
+            insert(&conn, commit * 3..commit * 3 + 3, 500).expect("insert");
+        }
+        let commits = since(before);
+        assert_eq!(commits.barrier_flushes + commits.unlock_flushes, 0, "{commits:?}");
+        assert_rows(&conn, 60, 500);
+        let copy = reopen_copy_with_plain_sqlite(&path, dir.path());
+        assert_rows(&copy, 60, 500);
     }
 
     #[test]
@@ -625,28 +786,28 @@ mod tests {
         let writer = std::thread::spawn(move || {
             for commit in 0..COMMITS {
                 let tx = conn.transaction().expect("begin");
-                for row in 0..ROWS_PER_COMMIT {
-                    let key = commit * ROWS_PER_COMMIT + row;
-                    tx.execute(
-                        "INSERT INTO t (k, v) VALUES (?1, ?2)",
-                        rusqlite::params![key, blob(key, 700)],
-                    )
-                    .expect("insert");
-                }
+                insert(&tx, commit * ROWS_PER_COMMIT..(commit + 1) * ROWS_PER_COMMIT, 700).expect("insert");
                 tx.commit().expect("commit");
             }
             thread_stats()
         });
+        // The reader reads the newest rows through its own descriptor as soon as they are published: had a frame
+        // been published before it reached the file, it would read stale or zeroed pages.
         let mut seen = 0;
         loop {
             let done = writer.is_finished();
-            let (count, bytes): (i64, i64) = reader
-                .query_row("SELECT count(*), coalesce(sum(length(v)), 0) FROM t", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
+            let newest: Vec<(i64, Vec<u8>)> = reader
+                .prepare_cached("SELECT k, v FROM t ORDER BY k DESC LIMIT 5")
+                .and_then(|mut statement| {
+                    statement
+                        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect::<rusqlite::Result<_>>()
                 })
                 .expect("read");
-            assert_eq!(count % ROWS_PER_COMMIT, 0, "a commit seen in part");
-            assert_eq!(bytes, count * 700);
+            for (key, value) in &newest {
+                assert_eq!(*value, blob(*key, 700), "row {key}");
+            }
+            let count = newest.first().map_or(0, |(key, _)| key + 1);
             assert!(count >= seen, "commits seen in order");
             seen = count;
             if done {
@@ -655,8 +816,99 @@ mod tests {
         }
         let stats = writer.join().expect("writer");
         assert_eq!(seen, COMMITS * ROWS_PER_COMMIT);
-        assert_eq!(stats.barrier_flushes, 0);
+        assert_eq!(stats.barrier_flushes + stats.unlock_flushes, 0);
         assert!(stats.wal_file_writes <= stats.wal_writes / 2, "{stats:?}");
         assert_rows(&reader, COMMITS * ROWS_PER_COMMIT, 700);
+    }
+
+    /// Set in the child process of `a_refused_write_fails_its_commit_and_keeps_the_earlier_ones`.
+    const CHILD: &str = "HAPND_WAL_VFS_TEST_CHILD_DIR";
+
+    /// Real write failures: the file size limit (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored, so `pwrite` fails with
+    /// `EFBIG`) stops the WAL from growing. The limit is per process, so the test runs itself again as a child.
+    #[test]
+    fn a_refused_write_fails_its_commit_and_keeps_the_earlier_ones() {
+        if let Some(dir) = std::env::var_os(CHILD) {
+            write_until_refused(Path::new(&dir));
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "db::wal_vfs::tests::a_refused_write_fails_its_commit_and_keeps_the_earlier_ones",
+            ])
+            .args(["--test-threads", "1", "--nocapture"])
+            .env(CHILD, dir.path())
+            .status()
+            .expect("run the child");
+        assert!(status.success(), "the child failed: {status}");
+        let conn = reopen_copy_with_plain_sqlite(&dir.path().join("t.db"), dir.path());
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .expect("count");
+        let written: i64 = std::fs::read_to_string(dir.path().join("committed"))
+            .expect("the child's count")
+            .trim()
+            .parse()
+            .expect("a number");
+        assert_eq!(rows, written, "exactly the commits that succeeded");
+        assert_rows(&conn, rows, 1000);
+    }
+
+    fn write_until_refused(dir: &Path) {
+        let path = dir.join("t.db");
+        let conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
+        create_table(&conn);
+        let wal_len = std::fs::metadata(path.with_extension("db-wal")).expect("wal").len();
+        // SAFETY: ignoring SIGXFSZ only turns the signal into an EFBIG error from write calls.
+        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+        let limit = |bytes: u64| {
+            let mut current = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: valid pointers to an rlimit; only the soft limit moves, within the hard one.
+            unsafe {
+                assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut current), 0);
+                current.rlim_cur = bytes.min(current.rlim_max);
+                assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &current), 0);
+            }
+        };
+        limit(wal_len + 200_000);
+        let mut committed = 0;
+        let mut refused = None;
+        for commit in 0..100 {
+            // About 15 frames a commit: runs of frames, a commit's own writes, some of them cut short by the limit.
+            let keys = committed..committed + 50;
+            match conn
+                .execute_batch("BEGIN")
+                .and_then(|()| insert(&conn, keys, 1000))
+                .and_then(|()| conn.execute_batch("COMMIT"))
+            {
+                Ok(()) => committed += 50,
+                Err(error) => {
+                    refused = Some((commit, error));
+                    break;
+                }
+            }
+        }
+        let (commit, error) = refused.expect("the limit refused a commit");
+        assert!(commit > 0, "some commits fit under the limit");
+        assert!(
+            matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::DiskFull)
+            ),
+            "{error}"
+        );
+        let _ = conn.execute_batch("ROLLBACK");
+        limit(u64::MAX);
+        insert(&conn, committed..committed + 50, 1000).expect("writes work again once the limit is lifted");
+        committed += 50;
+        assert_rows(&conn, committed, 1000);
+        std::fs::write(dir.join("committed"), committed.to_string()).expect("tell the parent");
+        // Like a crash: no close, so the WAL stays as the failures left it for the parent to recover.
+        std::mem::forget(conn);
     }
 }
