@@ -567,6 +567,15 @@ mod tests {
         conn
     }
 
+    /// A database of its own with the table `t`, opened as the server opens one, with no automatic checkpoints.
+    fn fresh_table() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
+        create_table(&conn);
+        (dir, path, conn)
+    }
+
     fn create_table(conn: &Connection) {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .expect("no checkpoints");
@@ -627,10 +636,7 @@ mod tests {
 
     #[test]
     fn spilled_and_rewritten_frames_stay_valid() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
-        create_table(&conn);
+        let (dir, path, mut conn) = fresh_table();
         // A cache of a few pages makes SQLite spill dirty pages into the WAL in the middle of the transaction, then
         // write some of them again: it overwrites their frames and rewrites the checksums at commit.
         conn.pragma_update(None, "cache_size", 8).expect("tiny cache");
@@ -665,10 +671,7 @@ mod tests {
 
     #[test]
     fn a_rolled_back_spill_never_lands_on_a_later_writers_frames() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
-        create_table(&conn);
+        let (dir, path, mut conn) = fresh_table();
         insert(&conn, 0..10, 300).expect("insert");
         conn.pragma_update(None, "cache_size", 8).expect("tiny cache");
 
@@ -709,10 +712,7 @@ mod tests {
 
     #[test]
     fn bytes_still_gathered_are_written_before_the_write_lock_is_released() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let conn = open(&path, Access::ReadWrite, Durability::Normal).expect("open");
-        create_table(&conn);
+        let (_dir, path, conn) = fresh_table();
         insert(&conn, 0..10, 300).expect("insert");
         let wal_path = path.with_extension("db-wal");
         let far = std::fs::metadata(&wal_path).expect("wal").len() + (1 << 20);
