@@ -25,6 +25,9 @@
 //! bytes past the last commit, as SQLite's own spills do; if that flush fails, the bytes are dropped: a commit never
 //! leaves anything gathered, so they belong to none.
 //!
+//! Exclusive locking mode is refused (`PRAGMA locking_mode=exclusive` fails): in it SQLite takes and releases the
+//! write lock without `xShmLock`. Hapnd never uses it.
+//!
 //! Threads: SQLite uses a connection's files from one thread at a time, and a WAL file and its main file belong to
 //! the same connection, so the link between them is never used by two threads at once.
 
@@ -66,6 +69,8 @@ pub struct Stats {
     /// Writes SQLite made to WAL files before the end of an earlier write (in-place frame overwrites, checksum
     /// rewrites, a rewound log's header).
     pub wal_overwrites: u64,
+    /// Commit frame headers SQLite wrote: one per commit, more with padding.
+    pub wal_commit_headers: u64,
     /// Flushes that `xShmBarrier` found work for: none, if the coalescer's rules cover every path.
     pub barrier_flushes: u64,
     /// Flushes that the release of the write lock found work for: what rolled-back transactions left gathered.
@@ -152,7 +157,7 @@ static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static STATS: Cell<Stats> = const {
-        Cell::new(Stats { wal_writes: 0, wal_file_writes: 0, wal_overwrites: 0, barrier_flushes: 0, unlock_flushes: 0 })
+        Cell::new(Stats { wal_writes: 0, wal_file_writes: 0, wal_overwrites: 0, wal_commit_headers: 0, barrier_flushes: 0, unlock_flushes: 0 })
     };
 }
 
@@ -360,13 +365,15 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, bytes: *const c_void,
                 .xWrite
                 .map_or(ffi::SQLITE_IOERR_WRITE, |write| write(inner, bytes, amount, offset));
         };
-        let overwrites = coalescer.overwrites();
+        let (overwrites, commit_headers) = (coalescer.overwrites(), coalescer.commit_headers());
         let bytes = std::slice::from_raw_parts(bytes.cast::<u8>(), len);
         let written = coalescer.write(&mut InnerFile(inner), bytes, at);
         let overwrote = coalescer.overwrites() - overwrites;
+        let committed = coalescer.commit_headers() - commit_headers;
         count(|stats| {
             stats.wal_writes += 1;
             stats.wal_overwrites += overwrote;
+            stats.wal_commit_headers += committed;
         });
         match written {
             Ok(()) => ffi::SQLITE_OK,
@@ -409,7 +416,7 @@ flushing_method!(x_read, xRead, ffi::SQLITE_IOERR_READ, (buffer: *mut c_void, am
 flushing_method!(x_truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: i64));
 flushing_method!(x_sync, xSync, ffi::SQLITE_IOERR_FSYNC, (flags: c_int));
 flushing_method!(x_file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut i64));
-flushing_method!(x_file_control, xFileControl, ffi::SQLITE_NOTFOUND, (op: c_int, arg: *mut c_void));
+flushing_method!(x_wal_file_control, xFileControl, ffi::SQLITE_NOTFOUND, (op: c_int, arg: *mut c_void));
 flushing_method!(x_fetch, xFetch, ffi::SQLITE_IOERR_MMAP, (offset: i64, amount: c_int, out: *mut *mut c_void));
 plain_method!(x_lock, xLock, ffi::SQLITE_IOERR_LOCK, (level: c_int) -> c_int);
 plain_method!(x_unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, (level: c_int) -> c_int);
@@ -420,6 +427,38 @@ plain_method!(x_shm_map, xShmMap, ffi::SQLITE_IOERR_SHMMAP,
     (region: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int);
 plain_method!(x_shm_unmap, xShmUnmap, ffi::SQLITE_OK, (delete: c_int) -> c_int);
 plain_method!(x_unfetch, xUnfetch, ffi::SQLITE_OK, (offset: i64, pointer: *mut c_void) -> c_int);
+
+unsafe extern "C" fn x_file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
+    // SAFETY: SQLite calls with one of our open files; for `SQLITE_FCNTL_PRAGMA`, `arg` is its `char*[3]`.
+    unsafe {
+        if op == ffi::SQLITE_FCNTL_PRAGMA && (*wrapper(file)).kind == Kind::Main && sets_exclusive_locking(arg) {
+            let message = ffi::sqlite3_mprintf(c"%s".as_ptr(), EXCLUSIVE_LOCKING_REFUSED.as_ptr());
+            *arg.cast::<*mut c_char>() = message;
+            return ffi::SQLITE_ERROR;
+        }
+        x_wal_file_control(file, op, arg)
+    }
+}
+
+/// In exclusive locking mode SQLite takes and releases the WAL write lock without `xShmLock`, so bytes a rolled-back
+/// transaction left gathered would not be written while the lock is held; Hapnd never uses the mode.
+const EXCLUSIVE_LOCKING_REFUSED: &CStr = c"the hapnd-wal vfs does not support locking_mode=exclusive";
+
+/// Whether a `PRAGMA` handed to the file (name and value, `arg[1]` and `arg[2]`) sets exclusive locking.
+///
+/// # Safety
+/// `arg` must be SQLite's `SQLITE_FCNTL_PRAGMA` argument: three C strings, the last two possibly null.
+unsafe fn sets_exclusive_locking(arg: *mut c_void) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        let words = arg.cast::<*const c_char>();
+        let (name, value) = (*words.add(1), *words.add(2));
+        !name.is_null()
+            && !value.is_null()
+            && CStr::from_ptr(name).to_bytes().eq_ignore_ascii_case(b"locking_mode")
+            && CStr::from_ptr(value).to_bytes().eq_ignore_ascii_case(b"exclusive")
+    }
+}
 
 /// The wal-index lock slot of the WAL write lock (sqlite3.c `WAL_WRITE_LOCK`).
 const WAL_WRITE_LOCK: c_int = 0;
@@ -550,6 +589,7 @@ mod tests {
             wal_writes: now.wal_writes - before.wal_writes,
             wal_file_writes: now.wal_file_writes - before.wal_file_writes,
             wal_overwrites: now.wal_overwrites - before.wal_overwrites,
+            wal_commit_headers: now.wal_commit_headers - before.wal_commit_headers,
             barrier_flushes: now.barrier_flushes - before.barrier_flushes,
             unlock_flushes: now.unlock_flushes - before.unlock_flushes,
         }
@@ -673,6 +713,8 @@ mod tests {
         assert_rows(&copy, 2000, 300);
     }
 
+    /// SQLite's undo usually reads a page back, which writes out what the spill gathered; either way nothing of the
+    /// rolled-back transaction may land on the frames the next writer commits.
     #[test]
     fn a_rolled_back_spill_never_lands_on_a_later_writers_frames() {
         let (dir, path, mut conn) = fresh_table();
@@ -715,11 +757,13 @@ mod tests {
     }
 
     #[test]
-    fn bytes_still_gathered_are_written_before_the_write_lock_is_released() {
+    fn bytes_still_gathered_are_written_when_the_write_lock_is_released() {
         let (_dir, path, conn) = fresh_table();
         insert(&conn, 0..10, 300).expect("insert");
         let wal_path = path.with_extension("db-wal");
-        let far = std::fs::metadata(&wal_path).expect("wal").len() + (1 << 20);
+        // A frame boundary (frames of 24 + 4096 bytes after the 32-byte WAL header) a megabyte past the end.
+        let wal_len = std::fs::metadata(&wal_path).expect("wal").len();
+        let far = 32 + ((wal_len + (1 << 20)) / 4120 + 1) * 4120;
 
         // What SQLite's undo does not flush by reading (it drops unreferenced pages without reading them): bytes a
         // transaction gathered and then abandoned, here placed by hand, far past the last frame.
@@ -752,6 +796,20 @@ mod tests {
     }
 
     #[test]
+    fn exclusive_locking_is_refused() {
+        let (_dir, _path, conn) = fresh_table();
+        let error = conn
+            .pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .expect_err("refused");
+        assert!(error.to_string().contains("locking_mode=exclusive"), "{error}");
+        let mode: String = conn
+            .pragma_query_value(None, "locking_mode", |row| row.get(0))
+            .expect("query");
+        assert_eq!(mode, "normal");
+        insert(&conn, 0..3, 100).expect("the connection works as before");
+    }
+
+    #[test]
     fn padded_commits_with_synchronous_full_stay_valid() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
@@ -770,6 +828,11 @@ mod tests {
             insert(&conn, commit * 3..commit * 3 + 3, 500).expect("insert");
         }
         let commits = since(before);
+        // 60 commits (one per insert), each with its commit frame; padding frames are commit frames too.
+        assert!(
+            commits.wal_commit_headers > 60,
+            "padding frames were written: {commits:?}"
+        );
         assert_eq!(commits.barrier_flushes + commits.unlock_flushes, 0, "{commits:?}");
         assert_rows(&conn, 60, 500);
         let copy = reopen_copy_with_plain_sqlite(&path, dir.path());

@@ -10,8 +10,8 @@
 //! - **Every byte reaches the file before it can be read.** The owner flushes before any read, size, truncate,
 //!   sync or file-control call on the file, and before the wal-index header is published (`xShmBarrier`), after
 //!   which other connections read the new frames through their own descriptors.
-//! - **A commit's errors are reported by the writes that make it.** A frame header with a non-zero "database size
-//!   after commit" field marks a commit frame. Its write flushes everything gathered before it and goes to the file
+//! - **A commit's errors are reported by the writes that make it.** A frame header (a 24-byte write where a frame
+//!   starts) with a non-zero "database size after commit" field marks a commit frame. Its write flushes everything gathered before it and goes to the file
 //!   itself, and so does every write after it up to the next frame header that is not a commit's: the commit
 //!   frame's page, padding frames (copies of the commit frame) and the parts SQLite splits a write into at a sync
 //!   point. So if the disk refuses a commit, one of its `xWrite`s fails and SQLite rolls the transaction back; when
@@ -20,7 +20,7 @@
 //! - **A failed flush keeps its bytes.** A flush can fail inside a call that SQLite may treat as less than fatal
 //!   (a read, say, after which it rolls back only a statement and later commits the rest of the transaction), so
 //!   the gathered bytes stay and are written again by the next flush; until one succeeds, every flush, and so every
-//!   commit, fails.
+//!   commit, fails. A refused write itself leaves nothing behind.
 //! - **Writes keep their order.** A write that does not continue the gathered run (an overwrite of an earlier frame,
 //!   the WAL header at offset 0 after a rewind) flushes the run first.
 //! - **Memory stays bounded.** A run never grows past [`MAX_RUN_BYTES`].
@@ -40,6 +40,8 @@ pub const MAX_RUN_BYTES: usize = 0x1ffff;
 
 /// A WAL frame header: page number, database size after commit (0 if not a commit frame), salts, checksums.
 const FRAME_HEADER_BYTES: usize = 24;
+/// The WAL header at offset 0; its bytes 8..12 are the page size.
+const WAL_HEADER_BYTES: usize = 32;
 
 #[derive(Debug, Default)]
 pub struct WriteCoalescer {
@@ -48,9 +50,16 @@ pub struct WriteCoalescer {
     start: u64,
     /// Since a commit frame's header: writes go to the file at once, up to the next header that is not a commit's.
     writing_through: bool,
+    /// Bytes of one frame (header and page) once known, from the WAL header or from a header and the page after
+    /// it: a 24-byte write is a frame header only where a frame starts (SQLite may split a page write in two at a
+    /// sync point, and a piece can be 24 bytes long).
+    frame_bytes: Option<u64>,
+    /// Where the page of the last frame header written starts.
+    page_expected_at: Option<u64>,
     /// The end of the furthest write so far, and how many writes began before it.
     furthest: u64,
     overwrites: u64,
+    commit_headers: u64,
 }
 
 impl WriteCoalescer {
@@ -60,8 +69,11 @@ impl WriteCoalescer {
 
     /// Takes one write of SQLite's; returns the sink's error if this write had to reach the file and could not.
     pub fn write<S: Sink>(&mut self, sink: &mut S, bytes: &[u8], offset: u64) -> Result<(), S::Error> {
-        if bytes.len() == FRAME_HEADER_BYTES {
+        self.learn_frame_size(bytes, offset);
+        if bytes.len() == FRAME_HEADER_BYTES && self.starts_frame(offset) {
             self.writing_through = is_commit_frame_header(bytes);
+            self.commit_headers += u64::from(self.writing_through);
+            self.page_expected_at = Some(offset + FRAME_HEADER_BYTES as u64);
         }
         if offset < self.furthest {
             self.overwrites += 1;
@@ -69,8 +81,17 @@ impl WriteCoalescer {
         self.furthest = self.furthest.max(offset + bytes.len() as u64);
         let continues_run = !self.run.is_empty() && offset == self.end();
         if continues_run && self.run.len() + bytes.len() <= MAX_RUN_BYTES {
+            let kept = self.run.len();
             self.run.extend_from_slice(bytes);
-            return if self.writing_through { self.flush(sink) } else { Ok(()) };
+            if !self.writing_through {
+                return Ok(());
+            }
+            // A refused write leaves nothing behind; what was gathered before it stays for the next flush.
+            let flushed = self.flush(sink);
+            if flushed.is_err() {
+                self.run.truncate(kept);
+            }
+            return flushed;
         }
         self.flush(sink)?;
         if self.writing_through || bytes.len() > MAX_RUN_BYTES {
@@ -107,13 +128,39 @@ impl WriteCoalescer {
         self.overwrites
     }
 
+    /// Commit frame headers written: a commit's own, and its padding frames'.
+    pub fn commit_headers(&self) -> u64 {
+        self.commit_headers
+    }
+
     fn end(&self) -> u64 {
         self.start + self.run.len() as u64
     }
+
+    fn learn_frame_size(&mut self, bytes: &[u8], offset: u64) {
+        let page = if offset == 0 && bytes.len() == WAL_HEADER_BYTES {
+            u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize
+        } else if self.page_expected_at.take() == Some(offset) {
+            bytes.len()
+        } else {
+            return;
+        };
+        if page.is_power_of_two() && (512..=65_536).contains(&page) {
+            self.frame_bytes = Some((FRAME_HEADER_BYTES + page) as u64);
+        }
+    }
+
+    fn starts_frame(&self, offset: u64) -> bool {
+        match self.frame_bytes {
+            Some(frame) => {
+                offset >= WAL_HEADER_BYTES as u64 && (offset - WAL_HEADER_BYTES as u64).is_multiple_of(frame)
+            }
+            None => true,
+        }
+    }
 }
 
-/// Whether `bytes`, a frame header, marks a commit. Only frame headers are 24 bytes long (the WAL header is 32, pages
-/// are at least 512); taking something else for one would only write through early or gather a little more.
+/// Whether `bytes`, a frame header, marks a commit.
 fn is_commit_frame_header(bytes: &[u8]) -> bool {
     bytes[4..8] != [0; 4]
 }
@@ -191,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_commit_fails_its_write_and_keeps_the_bytes_for_the_next_flush() {
+    fn a_refused_commit_fails_its_write_keeps_what_came_before_and_leaves_nothing_of_itself() {
         let mut coalescer = WriteCoalescer::new();
         let mut file = MemoryFile::default();
         write_frame(&mut coalescer, &mut file, 0, false).expect("write");
@@ -200,24 +247,39 @@ mod tests {
             coalescer.write(&mut file, &header(2, 9), frame_offset(1)),
             Err("disk full")
         );
-        assert_eq!(coalescer.pending(), FRAME + FRAME_HEADER_BYTES, "kept, not dropped");
-        let page_offset = frame_offset(1) + FRAME_HEADER_BYTES as u64;
         assert_eq!(
-            coalescer.write(&mut file, &[1; PAGE], page_offset),
-            Err("disk full"),
-            "the commit page must reach the file at once, so its failure is seen too"
+            coalescer.pending(),
+            FRAME,
+            "the earlier frame is kept, the refused header is not"
         );
+        // SQLite rolls the transaction back and, once the disk is back, writes it again from its first frame.
         file.refuse = false;
-        coalescer
-            .write(&mut file, &[1; PAGE], page_offset)
-            .expect("the disk is back");
+        write_frame(&mut coalescer, &mut file, 0, false).expect("write");
+        write_frame(&mut coalescer, &mut file, 1, true).expect("write");
         assert_eq!(coalescer.pending(), 0);
-        assert_eq!(file.bytes.len(), 32 + 2 * FRAME, "the kept frame and the commit frame");
-        assert_eq!(&file.bytes[32 + FRAME_HEADER_BYTES..32 + FRAME], &[0; PAGE][..]);
+        assert_eq!(file.bytes.len(), 32 + 2 * FRAME);
         assert_eq!(
             &file.bytes[32 + FRAME..32 + FRAME + FRAME_HEADER_BYTES],
             &header(2, 9)[..]
         );
+        assert_eq!(&file.bytes[32 + FRAME + FRAME_HEADER_BYTES..], &[1; PAGE][..]);
+    }
+
+    #[test]
+    fn a_refused_commit_page_is_reported() {
+        let mut coalescer = WriteCoalescer::new();
+        let mut file = MemoryFile::default();
+        write_frame(&mut coalescer, &mut file, 0, false).expect("write");
+        let commit = frame_offset(1);
+        coalescer.write(&mut file, &header(2, 9), commit).expect("write");
+        file.refuse = true;
+        let page = commit + FRAME_HEADER_BYTES as u64;
+        assert_eq!(
+            coalescer.write(&mut file, &[1; PAGE], page),
+            Err("disk full"),
+            "written at once, so seen"
+        );
+        assert_eq!(coalescer.pending(), 0);
     }
 
     #[test]
@@ -225,24 +287,26 @@ mod tests {
         let mut coalescer = WriteCoalescer::new();
         let mut file = MemoryFile::default();
         write_frame(&mut coalescer, &mut file, 0, true).expect("write");
-        // A padding frame after the commit, its page split in two at a sync point.
-        let padding = frame_offset(1);
-        coalescer.write(&mut file, &header(1, 9), padding).expect("write");
-        assert_eq!(coalescer.pending(), 0);
-        coalescer
-            .write(&mut file, &[5; 1000], padding + FRAME_HEADER_BYTES as u64)
-            .expect("write");
-        assert_eq!(coalescer.pending(), 0);
-        coalescer
-            .write(&mut file, &[5; PAGE - 1000], padding + 1024)
-            .expect("write");
-        assert_eq!(
-            coalescer.pending(),
-            0,
-            "the second part of a split write goes through too"
-        );
+        // Padding frames after the commit, each page split in two at a sync point: once after 1000 bytes, once
+        // after 24, a piece as long as a frame header, of a page whose bytes 4..8 are zero.
+        for (index, split) in [(1, 1000), (2, FRAME_HEADER_BYTES)] {
+            let padding = frame_offset(index);
+            coalescer.write(&mut file, &header(1, 9), padding).expect("write");
+            assert_eq!(coalescer.pending(), 0);
+            let page = padding + FRAME_HEADER_BYTES as u64;
+            coalescer.write(&mut file, &vec![0; split], page).expect("write");
+            assert_eq!(coalescer.pending(), 0);
+            coalescer
+                .write(&mut file, &vec![5; PAGE - split], page + split as u64)
+                .expect("write");
+            assert_eq!(
+                coalescer.pending(),
+                0,
+                "the second part of a split write goes through too"
+            );
+        }
         // The next transaction's first frame header is not a commit's: gathering starts again.
-        write_frame(&mut coalescer, &mut file, 2, false).expect("write");
+        write_frame(&mut coalescer, &mut file, 3, false).expect("write");
         assert_eq!(coalescer.pending(), FRAME);
     }
 
@@ -309,7 +373,9 @@ mod tests {
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            8 => (0..400u32, 1..65_536u32).prop_map(|(slot, len)| Step::Write { offset: slot * 512, len }),
+            // Odd lengths, never a page's, so that every 24-byte write is taken for a frame header.
+            8 => (0..400u32, 0..32_768u32)
+                .prop_map(|(slot, half)| Step::Write { offset: slot * 512, len: half * 2 + 1 }),
             2 => (0..8000u32).prop_map(|slot| Step::CommitHeader { slot }),
             2 => Just(Step::Flush),
             1 => any::<bool>().prop_map(Step::Refuse),
@@ -317,15 +383,14 @@ mod tests {
     }
 
     proptest! {
-        /// The file holds what writing every call straight through would have left, except where a refused call
-        /// wrote and nothing wrote after it (SQLite treats those bytes as unknown too); a commit header that was
-        /// written leaves nothing gathered.
+        /// The file holds what writing every accepted call straight through would have left: a refused one
+        /// leaves nothing, an accepted one is never lost, and order is kept; a commit header that was written
+        /// leaves nothing gathered.
         #[test]
         fn the_file_matches_straight_writes(steps in proptest::collection::vec(step(), 1..120)) {
             let mut coalescer = WriteCoalescer::new();
             let mut file = MemoryFile::default();
             let mut straight = MemoryFile::default();
-            let mut unknown: Vec<bool> = Vec::new();
             for (n, step) in steps.iter().enumerate() {
                 let (bytes, offset) = match *step {
                     Step::Write { offset, len } => (vec![n as u8; len as usize], u64::from(offset)),
@@ -342,25 +407,16 @@ mod tests {
                         continue;
                     }
                 };
-                let written = coalescer.write(&mut file, &bytes, offset);
-                straight.write_at(&bytes, offset).expect("memory");
-                let range = offset as usize..offset as usize + bytes.len();
-                if unknown.len() < range.end {
-                    unknown.resize(range.end, false);
-                }
-                unknown[range].fill(written.is_err());
-                if written.is_ok() && matches!(step, Step::CommitHeader { .. }) {
-                    prop_assert_eq!(coalescer.pending(), 0);
+                if coalescer.write(&mut file, &bytes, offset).is_ok() {
+                    straight.write_at(&bytes, offset).expect("memory");
+                    if matches!(step, Step::CommitHeader { .. }) {
+                        prop_assert_eq!(coalescer.pending(), 0);
+                    }
                 }
             }
             file.refuse = false;
             coalescer.flush(&mut file).expect("memory");
-            prop_assert!(file.bytes.len() <= straight.bytes.len());
-            for (at, expected) in straight.bytes.iter().enumerate() {
-                if !unknown.get(at).copied().unwrap_or(false) {
-                    prop_assert_eq!(file.bytes.get(at).copied().unwrap_or(0), *expected, "byte {}", at);
-                }
-            }
+            prop_assert_eq!(&file.bytes, &straight.bytes);
         }
     }
 }
