@@ -243,3 +243,15 @@ pub fn assert_order(state: &Value, customer: Option<&str>, total: f64) {
         .unwrap_or_else(|| panic!("total is not a number: {state}"));
     assert!((got - total).abs() < 1e-9, "total of {state}: expected {total}");
 }
+
+/// Worker round trips of reducer batches begun so far (`hapnd_reducer_batch_appends_count` in `/metrics`; a batch
+/// is counted when it starts).
+pub async fn batches_run(api: &Api) -> u64 {
+    let (status, metrics) = api.get_text("/metrics").await;
+    assert_eq!(status, StatusCode::OK, "{metrics}");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("hapnd_reducer_batch_appends_count "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("/metrics has no hapnd_reducer_batch_appends_count:\n{metrics}"))
+}
