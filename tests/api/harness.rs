@@ -718,3 +718,22 @@ fn default_key_line(stdout: &str) -> Option<String> {
 pub fn path_arg(path: &Path) -> String {
     path.to_str().expect("temp paths are UTF-8").to_string()
 }
+
+/// The sum of every sample of `name` (over all label sets) in a Prometheus text exposition.
+pub fn sample_sum(metrics: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let value = match rest.chars().next()? {
+                '{' => rest.rsplit_once('}')?.1,
+                ' ' => rest,
+                _ => return None, // another metric whose name starts with `name`
+            };
+            // "name value" or "name value timestamp".
+            value.split_whitespace().next()?.parse().ok()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}

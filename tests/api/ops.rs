@@ -13,25 +13,6 @@ async fn probes_answer_without_a_key() {
     assert_eq!(status, StatusCode::OK);
 }
 
-/// The sum of every sample of `name` (over all label sets) in a Prometheus text exposition.
-fn sample_sum(metrics: &str, name: &str) -> Option<f64> {
-    let values: Vec<f64> = metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let value = match rest.chars().next()? {
-                '{' => rest.rsplit_once('}')?.1,
-                ' ' => rest,
-                _ => return None, // another metric whose name starts with `name`
-            };
-            // "name value" or "name value timestamp".
-            value.split_whitespace().next()?.parse().ok()
-        })
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
 #[tokio::test]
 async fn metrics_name_the_documented_series() {
     let server = Server::start().await;

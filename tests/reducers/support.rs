@@ -249,9 +249,6 @@ pub fn assert_order(state: &Value, customer: Option<&str>, total: f64) {
 pub async fn batches_run(api: &Api) -> u64 {
     let (status, metrics) = api.get_text("/metrics").await;
     assert_eq!(status, StatusCode::OK, "{metrics}");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("hapnd_reducer_batch_appends_count "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("/metrics has no hapnd_reducer_batch_appends_count:\n{metrics}"))
+    sample_sum(&metrics, "hapnd_reducer_batch_appends_count")
+        .unwrap_or_else(|| panic!("/metrics has no hapnd_reducer_batch_appends_count:\n{metrics}")) as u64
 }
